@@ -1,0 +1,37 @@
+# `make test` and `make demo` set everything up (a .venv at the repo root with the
+# package installed editable) and then run. Both are idempotent: the install step
+# re-runs only when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
+
+.PHONY: setup test test-slow demo lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --durations=10
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -n 2 -m slow --durations=10
+
+demo: $(STAMP)
+	$(VENV)/bin/neurodyn demo first-order --out runs/demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/gradients.py
+
+clean:
+	rm -rf $(VENV) .cache runs

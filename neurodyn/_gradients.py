@@ -1,0 +1,254 @@
+r"""Gradient methods: how $\partial E/\partial\theta$ flows through a fixed point.
+
+Every method returns a fixed point $x^*(\theta, I)$ that JAX can differentiate, so
+any loss of $x^*$ gets its gradient. The two adjoint methods share one custom VJP:
+for a cotangent $\bar x = \partial E/\partial x^*$ they find the adjoint state
+
+$$z = (\partial F/\partial x)^T z + \bar x \qquad\text{i.e.}\qquad
+  (1 - \partial F/\partial x)^T z = \bar x$$
+
+and return $\bar\theta = (\partial F/\partial\theta)^T z$,
+$\bar I = (\partial F/\partial I)^T z$. For $E = \tfrac12\sum_O (T - x^*)^2$,
+$\bar x = -J$, so $z = -z^*$ of Pineda's eq 17 and $\bar\theta = -d\theta/dt / \eta$.
+They differ only in how $z$ is found; `UnrolledBPTT` instead differentiates the
+integrator itself.
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+from jaxtyping import Array, ArrayLike, Float, PyTree
+
+from ._dynamics import adjoint_field, parameter_cotangent
+from ._models.base import AbstractNetwork
+from ._relax import (
+    FixedPoint,
+    ODERelaxation,
+    batched,
+    check_converged,
+    initial_state,
+    ode_relaxation,
+    relax_one,
+)
+from ._results import RESULTS
+from ._validation import as_patterns, check_same_batch
+
+
+class AbstractGradientMethod(eqx.Module):
+    """How the gradient of a loss flows through the relaxation to a fixed point."""
+
+    @abc.abstractmethod
+    def fixed_point(
+        self,
+        model: AbstractNetwork,
+        I: Float[Array, " n"],
+        x0: Float[Array, " n"],
+        relaxation: ODERelaxation,
+    ) -> FixedPoint:
+        """Relax one pattern; the returned `x` is differentiable in `model` and `I`."""
+
+
+class AbstractAdjointMethod(AbstractGradientMethod):
+    """Differentiates the fixed-point equation $x^* = F(x^*)$ (implicit function
+    theorem): the gradient costs one adjoint solve, whatever the relaxation took."""
+
+    @abc.abstractmethod
+    def solve_adjoint(
+        self,
+        model: AbstractNetwork,
+        x: Float[Array, " n"],
+        I: Float[Array, " n"],
+        source: Float[Array, " n"],
+        relaxation: ODERelaxation,
+    ) -> tuple[Float[Array, " n"], RESULTS]:
+        r"""Solve $(1 - \partial F/\partial x)^T z = $ `source` at $x$."""
+
+    def fixed_point(self, model, I, x0, relaxation):
+        return _implicit_fixed_point((model, I), x0, self, relaxation)
+
+
+@eqx.filter_custom_vjp
+def _implicit_fixed_point(model_and_input, x0, method, relaxation):
+    model, I = model_and_input
+    return relax_one(model, I, x0, relaxation)
+
+
+@_implicit_fixed_point.def_fwd
+def _implicit_fixed_point_fwd(perturbed, model_and_input, x0, method, relaxation):
+    del perturbed
+    model, I = model_and_input
+    fp = relax_one(model, I, x0, relaxation)
+    return fp, fp
+
+
+@_implicit_fixed_point.def_bwd
+def _implicit_fixed_point_bwd(
+    fp, cotangent, perturbed, model_and_input, x0, method, relaxation
+):
+    del perturbed, x0
+    model, I = model_and_input
+    x_star = fp.x
+    x_bar = cotangent.x if cotangent.x is not None else jnp.zeros_like(x_star)
+    z, result = method.solve_adjoint(model, x_star, I, x_bar, relaxation)
+    # A failed forward relaxation is reported by whoever reads `fp.result`; the
+    # adjoint only speaks for itself.
+    z = result.error_if(z, fp.converged & (result != RESULTS.successful))
+    return parameter_cotangent(model, x_star, I, z)
+
+
+class RecurrentBackprop(AbstractAdjointMethod):
+    r"""Pineda's recurrent backpropagation: the adjoint ODE relaxed to steady state,
+
+    $$\tau\, dz/dt = -z + (\partial F/\partial x)^T z + J,$$
+
+    with the same adaptive solver, tolerances and steady-state event as the forward
+    relaxation, from $z = 0$. The vector field is one `jax.vjp` of the drive, so the
+    method is local and matrix-free, as in analog hardware. By Almeida's argument the
+    adjoint is stable whenever the forward fixed point is.
+
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{pineda1987generalization,
+          title={Generalization of back propagation to recurrent and higher order
+                 neural networks},
+          author={Pineda, Fernando J.},
+          booktitle={Neural Information Processing Systems},
+          year={1987}
+        }
+        @inproceedings{almeida1987learning,
+          title={A learning rule for asynchronous perceptrons with feedback in a
+                 combinatorial environment},
+          author={Almeida, Luis B.},
+          booktitle={IEEE First International Conference on Neural Networks},
+          year={1987}
+        }
+        ```
+    """
+
+    def solve_adjoint(self, model, x, I, source, relaxation):
+        z, result, _, _ = relaxation.solve(
+            lambda z_: adjoint_field(model, x, I, z_, source),
+            jnp.zeros_like(source),
+            model.tau,
+        )
+        return z, RESULTS.where(
+            result == RESULTS.successful, result, RESULTS.adjoint_not_converged
+        )
+
+
+class ImplicitDiff(AbstractAdjointMethod):
+    r"""The adjoint fixed point by a direct linear solve (lineax),
+
+    $$(1 - \partial F/\partial x)^T z = J,$$
+
+    with the operator given matrix-free by a `jax.vjp` of the drive; the default
+    `lineax.LU()` materialises it ($O(N^2)$ memory per pattern). Pass e.g.
+    `lineax.GMRES(rtol, atol)` to stay matrix-free.
+    """
+
+    linear_solver: lx.AbstractLinearSolver = lx.LU()
+
+    def solve_adjoint(self, model, x, I, source, relaxation):
+        del relaxation
+        _, vjp = jax.vjp(lambda x_: model.drive(x_, I), x)
+        operator = lx.FunctionLinearOperator(
+            lambda z: z - vjp(z)[0], jax.ShapeDtypeStruct(x.shape, x.dtype)
+        )
+        sol = lx.linear_solve(operator, source, self.linear_solver, throw=False)
+        ok = (sol.result == lx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.value))
+        return sol.value, RESULTS.where(
+            ok, RESULTS.successful, RESULTS.adjoint_not_converged
+        )
+
+
+class UnrolledBPTT(AbstractGradientMethod):
+    """Backpropagation through time: differentiate the diffrax forward solve itself
+    (`diffrax.RecursiveCheckpointAdjoint`). It needs no fixed-point theory and so
+    serves as the reference, at a memory and time cost that grows with the number of
+    solver steps. It equals the adjoint methods once the relaxation has settled to
+    within its tolerances."""
+
+    def fixed_point(self, model, I, x0, relaxation):
+        return relax_one(model, I, x0, relaxation)
+
+
+def loss_and_fixed_points(
+    model: AbstractNetwork,
+    I: Float[Array, "*p n"],
+    T: Float[Array, "*p n"],
+    x0: Float[Array, "*p n"],
+    method: AbstractGradientMethod,
+    relaxation: ODERelaxation,
+) -> tuple[Float[Array, ""], FixedPoint]:
+    r"""$E = \tfrac12 \sum_a \sum_{i \in O} (T_i^a - x_i^{*a})^2$ (eqs 6, 18) and the
+    fixed points it was computed from (check `converged` before trusting it)."""
+    fp = batched(lambda i, x: method.fixed_point(model, i, x, relaxation), I, x0)
+    J = model.error(fp.x, T)
+    return 0.5 * jnp.sum(J**2), fp
+
+
+@eqx.filter_jit
+def _value_and_grad(model, I, T, x0, method, relaxation):
+    (E, fp), grads = eqx.filter_value_and_grad(loss_and_fixed_points, has_aux=True)(
+        model, I, T, x0, method, relaxation
+    )
+    return check_converged(fp, (E, grads))
+
+
+def value_and_grad(
+    model: AbstractNetwork,
+    I: ArrayLike,
+    T: ArrayLike,
+    *,
+    method=RecurrentBackprop(),  # checked below, with a message naming the methods
+    x0: ArrayLike | None = None,
+    solver=None,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    t_max: float | None = None,
+    max_steps: int = 65_536,
+) -> tuple[Float[Array, ""], PyTree]:
+    r"""The error at the fixed point and its gradient with respect to the model.
+
+    $$E = \tfrac12 \sum_{a} \sum_{i\in O} \big(T_i^a - x_i^{*}(I^a)\big)^2$$
+
+    (Pineda eqs 6, 7, 18), with $x^*$ the steady state of
+    $\tau\, dx/dt = -x + F(x; \theta, I)$ relaxed from `x0`.
+
+    **Arguments:**
+
+    - `model`: any network.
+    - `I`: sources, $(N,)$ or $(P, N)$.
+    - `T`: targets, same shape as `I`; only output units count.
+    - `method`: [`neurodyn.RecurrentBackprop`][] (default), [`neurodyn.ImplicitDiff`][]
+        or [`neurodyn.UnrolledBPTT`][].
+
+    **Other arguments:** `x0`, `solver`, `rtol`, `atol`, `t_max`, `max_steps` as for
+    [`neurodyn.relax`][]; they apply to the adjoint relaxation too.
+
+    **Returns:**
+
+    `(E, grads)`, where `grads` has the structure of `model` (equinox convention):
+    `grads.weights` is $\partial E/\partial W$; masks and static fields are `None`.
+
+    **Raises:**
+
+    A runtime error whose message says the dynamics did not converge (and what to
+    try) when the forward or adjoint relaxation of any pattern fails.
+    """
+    if not isinstance(method, AbstractGradientMethod):
+        raise ValueError(
+            "`method` must be a gradient method: `nd.RecurrentBackprop()`, "
+            f"`nd.ImplicitDiff()` or `nd.UnrolledBPTT()`, got {method!r}."
+        )
+    relaxation = ode_relaxation(solver, rtol, atol, t_max, max_steps)
+    I = as_patterns("I", I, model.n_units)
+    T = as_patterns("T", T, model.n_units)
+    check_same_batch(I, T)
+    return _value_and_grad(
+        model, I, T.astype(I.dtype), initial_state(model, I, x0), method, relaxation
+    )

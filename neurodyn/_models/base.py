@@ -1,0 +1,45 @@
+"""The interface every network family implements: a drive $F(x; \\theta, I)$."""
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
+
+
+class AbstractNetwork(eqx.Module):
+    r"""A recurrent network whose activity obeys $\tau\, dx/dt = -x + F(x; \theta, I)$.
+
+    A model holds its parameters $\theta$ and defines the drive $F$; it never solves
+    anything. Relaxation ([`neurodyn.relax`][]), every gradient method, learning and
+    analysis work from `drive` alone: the adjoint dynamics are built from a `jax.vjp`
+    of it.
+
+    Float arrays among the fields are the trainable parameters; boolean arrays are
+    masks and get no gradient.
+    """
+
+    tau: eqx.AbstractVar[float]
+    output_units: eqx.AbstractVar[Bool[Array, " n"]]
+
+    @abc.abstractmethod
+    def drive(self, x: Float[Array, " n"], I: Float[Array, " n"]) -> Float[Array, " n"]:
+        """$F(x; \\theta, I)$, the right-hand side of $\\tau\\, dx/dt = -x + F(x)$."""
+
+    @property
+    def n_units(self) -> int:
+        return self.output_units.shape[0]
+
+    def vector_field(
+        self,
+        x: Float[Array, " n"],
+        I: Float[Array, " n"],
+    ) -> Float[Array, " n"]:
+        r"""$dx/dt = (-x + F(x))/\tau$."""
+        return (self.drive(x, I) - x) / self.tau
+
+    def error(
+        self, x: Float[Array, "*p n"], T: Float[Array, "*p n"]
+    ) -> Float[Array, "*p n"]:
+        r"""The error $J_i = (T_i - x_i)\,\delta_{iO}$ on output units (Pineda eq 7)."""
+        return jnp.where(self.output_units, T - x, 0)

@@ -1,0 +1,67 @@
+"""Argument checks that raise at call (trace) time, naming the argument at fault."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_finite(name: str, x: ArrayLike) -> None:
+    """Raise if a concrete array holds NaN or inf (tracers are left to run time)."""
+    if _is_concrete(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(np.asarray(x))))
+        raise ValueError(
+            f"`{name}` must be finite, but {bad} of its {np.size(x)} entries are NaN "
+            "or inf."
+        )
+
+
+def as_float_array(name: str, x: ArrayLike) -> Array:
+    """Convert to a floating-point JAX array, refusing booleans and complex numbers."""
+    arr = jnp.asarray(x)
+    if arr.dtype == jnp.bool_ or jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise ValueError(f"`{name}` must be real-valued, got dtype {arr.dtype}.")
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    return arr
+
+
+def as_unit_mask(name: str, mask: ArrayLike | None, n: int) -> Array:
+    """A boolean mask of shape `(n,)`; `None` means every unit."""
+    if mask is None:
+        return jnp.ones(n, dtype=bool)
+    arr = jnp.asarray(mask)
+    if arr.dtype != jnp.bool_:
+        raise ValueError(
+            f"`{name}` must be a boolean mask of shape ({n},), got dtype {arr.dtype}. "
+            "Use e.g. `np.arange(N) < 2` rather than a list of indices."
+        )
+    if arr.shape != (n,):
+        raise ValueError(
+            f"`{name}` must have shape ({n},) (one entry per unit), got {arr.shape}."
+        )
+    return arr
+
+
+def as_patterns(name: str, x: ArrayLike, n: int) -> Array:
+    """A float array of shape `(n,)` (one pattern) or `(P, n)` (a batch)."""
+    arr = as_float_array(name, x)
+    if arr.ndim not in (1, 2) or arr.shape[-1] != n:
+        raise ValueError(
+            f"`{name}` must have shape ({n},) or (P, {n}) for a network of {n} units, "
+            f"got {arr.shape}."
+        )
+    check_finite(name, arr)
+    return arr
+
+
+def check_same_batch(I: Array, T: Array) -> None:
+    if I.ndim != T.ndim or I.shape != T.shape:
+        raise ValueError(
+            "`I` and `T` must have the same shape ((N,) or (P, N) with the same number "
+            f"of patterns P), got I {I.shape} and T {T.shape}."
+        )

@@ -1,0 +1,32 @@
+import os
+import pathlib
+
+import jax
+
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+# Compilation dominates the test time: keep compiled programs between runs.
+_cache = pathlib.Path(__file__).resolve().parent.parent / ".cache" / "jax"
+jax.config.update(
+    "jax_compilation_cache_dir",
+    os.environ.get("JAX_COMPILATION_CACHE_DIR", str(_cache)),
+)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+import jax.random as jr  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def getkey():
+    key = jr.key(5678)
+
+    def _getkey():
+        nonlocal key
+        key, sub = jr.split(key)
+        return sub
+
+    return _getkey

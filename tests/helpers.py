@@ -1,0 +1,66 @@
+"""Shared test utilities: random networks, tolerances, finite differences."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import neurodyn as nd
+
+
+# Tight tolerances for float64 gradient checks: the fixed point is then accurate to
+# ~1e-13, so central differences with step 1e-5 are accurate to ~1e-9.
+TIGHT = dict(rtol=1e-12, atol=1e-14)
+
+METHODS = (nd.RecurrentBackprop(), nd.ImplicitDiff(), nd.UnrolledBPTT())
+NETWORK_CLASSES = (nd.FirstOrderNetwork, nd.RateNetwork)
+
+
+def relative_error(a, b) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def random_network(cls, n=6, *, seed=0, scale=0.8, activation=nd.logistic):
+    """A network with 3 input units, 2 output units (one also an input) and ~70%
+    of connections present."""
+    rng = np.random.default_rng(seed)
+    weights = scale * rng.normal(size=(n, n)) / np.sqrt(n)
+    connectivity = rng.random((n, n)) < 0.7
+    input_units = np.arange(n) < 3
+    output_units = np.arange(n) >= n - 2
+    output_units[0] = True
+    return cls(
+        weights,
+        activation=activation,
+        input_units=input_units,
+        output_units=output_units,
+        connectivity=connectivity,
+    )
+
+
+def random_patterns(n=6, p=3, *, seed=1):
+    rng = np.random.default_rng(seed)
+    return (
+        jnp.asarray(rng.uniform(-1, 1, size=(p, n))),
+        jnp.asarray(rng.uniform(0.1, 0.9, size=(p, n))),
+    )
+
+
+def finite_difference_grad(loss, weights, eps=1e-5):
+    """Central differences of `loss(weights)` over every entry, in one vmapped call."""
+    basis = jnp.eye(weights.size, dtype=weights.dtype).reshape(-1, *weights.shape)
+    plus = jax.vmap(loss)(weights[None] + eps * basis)
+    minus = jax.vmap(loss)(weights[None] - eps * basis)
+    return ((plus - minus) / (2 * eps)).reshape(weights.shape)
+
+
+def weights_loss(model, I, T, **relax_options):
+    """E as a function of the weights alone (for finite differences)."""
+
+    def loss(w):
+        m = eqx.tree_at(lambda net: net.weights, model, w)
+        x = nd.relax(m, I, **relax_options).x
+        return 0.5 * jnp.sum(jax.vmap(m.error)(x, T) ** 2)
+
+    return loss

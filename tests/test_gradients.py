@@ -1,0 +1,139 @@
+"""Every gradient method against finite differences, each other and Pineda's closed
+form (float64, random networks with masks, sparse connectivity, a pattern batch)."""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+import pytest
+
+import neurodyn as nd
+
+from .helpers import (
+    METHODS,
+    NETWORK_CLASSES,
+    TIGHT,
+    finite_difference_grad,
+    random_network,
+    random_patterns,
+    relative_error,
+    weights_loss,
+)
+
+
+@pytest.fixture(scope="module", params=NETWORK_CLASSES, ids=lambda c: c.__name__)
+def problem(request):
+    net = random_network(request.param)
+    I, T = random_patterns()
+    fd = finite_difference_grad(weights_loss(net, I, T, **TIGHT), net.weights)
+    grads = {
+        type(m).__name__: nd.value_and_grad(net, I, T, method=m, **TIGHT)
+        for m in METHODS
+    }
+    return net, I, T, fd, grads
+
+
+@pytest.mark.parametrize("method", [type(m).__name__ for m in METHODS])
+def test_matches_finite_differences(problem, method):
+    net, I, T, fd, grads = problem
+    _, g = grads[method]
+    assert relative_error(g.weights, fd) <= 1e-6
+
+
+def test_methods_agree(problem):
+    *_, grads = problem
+    values = list(grads.values())
+    for E, g in values[1:]:
+        assert abs(float(E) - float(values[0][0])) <= 1e-12
+        assert relative_error(g.weights, values[0][1].weights) <= 1e-6
+
+
+def test_masks_give_no_gradient(problem):
+    net, *_, grads = problem
+    for _, g in grads.values():
+        assert np.all(np.asarray(g.weights)[~np.asarray(net.connectivity)] == 0)
+        assert g.input_units is None and g.output_units is None
+        assert g.connectivity is None
+
+
+def test_closed_form_equals_generic(problem):
+    """Pineda eqs 13-17: relax y' = -y + g'(u)(W^T y + J) and dW/dt = eta y x^T."""
+    net, I, T, _, grads = problem
+    relaxation = nd.ODERelaxation(diffrax.Tsit5(), **TIGHT)
+    x = nd.relax(net, I, **TIGHT).x
+
+    def pineda_velocity(x, i, t):
+        J = net.error(x, t)
+        y, result, _, _ = relaxation.solve(
+            lambda y: net.error_dynamics(y, x, i, J), jnp.zeros_like(x), net.tau
+        )
+        assert result == nd.RESULTS.successful
+        return net.weight_dynamics(y, x)
+
+    velocity = sum(pineda_velocity(x[a], I[a], T[a]) for a in range(len(I)))
+    _, g = grads["RecurrentBackprop"]
+    assert relative_error(-velocity, g.weights) <= 1e-8
+
+
+def test_closed_form_error_signal_is_gprime_times_adjoint(problem):
+    """y* = g'(u) * z*, with z* the generic adjoint fixed point."""
+    net, I, T, *_ = problem
+    x = nd.relax(net, I[0], **TIGHT).x
+    J = net.error(x, T[0])
+    relaxation = nd.ODERelaxation(diffrax.Tsit5(), **TIGHT)
+    z, *_ = relaxation.solve(
+        lambda z: nd.adjoint_field(net, x, I[0], z, J), jnp.zeros_like(x), net.tau
+    )
+    y, *_ = relaxation.solve(
+        lambda y: net.error_dynamics(y, x, I[0], J), jnp.zeros_like(x), net.tau
+    )
+    gprime = net.activation.derivative(net.net_input(x, I[0]))
+    assert relative_error(y, gprime * z) <= 1e-9
+
+
+def test_single_pattern_and_batch_sum():
+    net = random_network(nd.FirstOrderNetwork)
+    I, T = random_patterns()
+    E, g = nd.value_and_grad(net, I, T, **TIGHT)
+    singles = [nd.value_and_grad(net, I[a], T[a], **TIGHT) for a in range(len(I))]
+    assert abs(float(E) - sum(float(e) for e, _ in singles)) <= 1e-12
+    assert relative_error(g.weights, sum(s.weights for _, s in singles)) <= 1e-10
+
+
+def test_gmres_adjoint_and_stiff_solver():
+    net = random_network(nd.FirstOrderNetwork)
+    I, T = random_patterns()
+    _, ref = nd.value_and_grad(net, I, T, method=nd.ImplicitDiff(), **TIGHT)
+    gmres = nd.ImplicitDiff(lx.GMRES(rtol=1e-12, atol=1e-14))
+    _, g = nd.value_and_grad(net, I, T, method=gmres, **TIGHT)
+    assert relative_error(g.weights, ref.weights) <= 1e-8
+    _, g = nd.value_and_grad(net, I, T, solver=diffrax.Kvaerno5(), **TIGHT)
+    assert relative_error(g.weights, ref.weights) <= 1e-6
+
+
+def test_under_jit_and_vmap():
+    net = random_network(nd.FirstOrderNetwork)
+    I, T = random_patterns()
+    E, g = nd.value_and_grad(net, I, T, **TIGHT)
+    E_jit, g_jit = jax.jit(lambda n: nd.value_and_grad(n, I, T, **TIGHT))(net)
+    assert relative_error(g_jit.weights, g.weights) <= 1e-12
+    per_pattern = jax.vmap(lambda i, t: nd.value_and_grad(net, i, t, **TIGHT)[0])(I, T)
+    assert abs(float(jnp.sum(per_pattern)) - float(E)) <= 1e-12
+
+
+def test_any_loss_of_the_fixed_point_is_differentiable():
+    """The adjoint methods define a VJP of x*(W, I), so jax.grad works on any loss,
+    including with respect to the input."""
+    net = random_network(nd.RateNetwork)
+    I, _ = random_patterns()
+    relaxation = nd.ODERelaxation(diffrax.Tsit5(), **TIGHT)
+    x0 = jnp.full(net.n_units, 0.5)
+
+    def loss(i, method):
+        return jnp.sum(jnp.sin(method.fixed_point(net, i, x0, relaxation).x))
+
+    grads = [jax.grad(loss)(jnp.asarray(I[0]), m) for m in METHODS]
+    for g in grads[1:]:
+        assert relative_error(g, grads[0]) <= 1e-6
+    assert np.all(np.asarray(grads[0])[~np.asarray(net.input_units)] == 0)
