@@ -37,6 +37,10 @@ from ._relax import (
     relax as relax,
 )
 from ._results import RESULTS as RESULTS
+from ._trajectory import (
+    adjoint_trajectory as adjoint_trajectory,
+    trajectory as trajectory,
+)
 
 
 __version__ = importlib.metadata.version("neurodyn")

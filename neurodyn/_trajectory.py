@@ -1,0 +1,102 @@
+r"""Trajectories: the forward and adjoint dynamics sampled at given times."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from ._dynamics import adjoint_field, forward_field
+from ._models.base import AbstractNetwork
+from ._relax import batched, initial_state
+from ._validation import as_float_array, as_patterns
+
+
+def _integrate(field, y0, ts, solver, rtol, atol, max_steps):
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, y, args: field(y)),
+        solver,
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        saveat=diffrax.SaveAt(ts=ts),
+        max_steps=max_steps,
+    )
+    return sol.ys
+
+
+@eqx.filter_jit
+def _forward(model, I, x0, ts, solver, rtol, atol, max_steps):
+    return batched(
+        lambda i, x: _integrate(
+            lambda y: forward_field(model, y, i), x, ts, solver, rtol, atol, max_steps
+        ),
+        I,
+        x0,
+    )
+
+
+def _times(ts: ArrayLike) -> Float[Array, " k"]:
+    ts = as_float_array("ts", ts)
+    if ts.ndim != 1 or ts.shape[0] < 2 or not bool(jnp.all(jnp.diff(ts) > 0)):
+        raise ValueError(
+            f"`ts` must be an increasing 1-d array of at least two times, got {ts}."
+        )
+    return ts
+
+
+def trajectory(
+    model: AbstractNetwork,
+    I: ArrayLike,
+    ts: ArrayLike,
+    *,
+    x0: ArrayLike | None = None,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    max_steps: int = 65_536,
+) -> Float[Array, "*p k n"]:
+    r"""The forward activity $x(t)$ of $\tau\, dx/dt = -x + F(x)$ at times `ts`
+    (starting at `ts[0]` from `x0`, default 0.5), shape `(K, N)` or `(P, K, N)`."""
+    I = as_patterns("I", I, model.n_units)
+    ts = _times(ts).astype(I.dtype)
+    solver = diffrax.Tsit5() if solver is None else solver
+    x0 = initial_state(model, I, x0)
+    return _forward(model, I, x0, ts, solver, rtol, atol, max_steps)
+
+
+@eqx.filter_jit
+def _adjoint(model, x, I, J, ts, solver, rtol, atol, max_steps):
+    def one(x, i, j):
+        field = lambda z: adjoint_field(model, x, i, z, j)  # noqa: E731
+        return _integrate(field, jnp.zeros_like(x), ts, solver, rtol, atol, max_steps)
+
+    return one(x, I, J) if x.ndim == 1 else jax.vmap(one)(x, I, J)
+
+
+def adjoint_trajectory(
+    model: AbstractNetwork,
+    x: ArrayLike,
+    I: ArrayLike,
+    T: ArrayLike,
+    ts: ArrayLike,
+    *,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    max_steps: int = 65_536,
+) -> Float[Array, "*p k n"]:
+    r"""The adjoint (backward error) state $z(t)$ of
+    $\tau\, dz/dt = -z + (\partial F/\partial x)^T z + J$ at times `ts`, from $z = 0$,
+    with $J = (T - x)$ on output units and the linearisation taken at the fixed point
+    `x` (e.g. `nd.relax(model, I).x`)."""
+    n = model.n_units
+    I = as_patterns("I", I, n)
+    x = as_patterns("x", x, n).astype(I.dtype)
+    T = as_patterns("T", T, n).astype(I.dtype)
+    ts = _times(ts).astype(I.dtype)
+    solver = diffrax.Tsit5() if solver is None else solver
+    J = model.error(x, T)
+    return _adjoint(model, x, I, J, ts, solver, rtol, atol, max_steps)
