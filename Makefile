@@ -18,13 +18,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=10
+	$(PY) -m pytest -n 2 --dist loadscope --durations=10
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -n 2 -m slow --durations=10
+	$(PY) -m pytest -n 2 --dist loadscope -m slow --durations=10
 
 demo: $(STAMP)
-	$(VENV)/bin/neurodyn demo first-order --out runs/demo
+	$(VENV)/bin/neurodyn demo xor --out runs/demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

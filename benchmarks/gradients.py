@@ -17,6 +17,8 @@ of the minimum to that of the forward relaxation. A second table gives the mean
 number of forward solver steps and how far each method's `grads.weights` lies from
 that of `RecurrentBackprop`, so the methods are seen to compute the same gradient.
 
+`OPENBLAS_NUM_THREADS` defaults to 1 here (see below); set it to compare.
+
 Problem: $W = 0.5\,\mathrm{randn}(N, N)/\sqrt N$, $I \sim U(-1, 1)$ and
 $T \sim U(0.1, 0.9)$ of shape $(P, N)$, default tolerances (rtol 1e-6, atol 1e-8).
 
@@ -34,11 +36,18 @@ import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 
-import neurodyn as nd
+# jaxlib's CPU LAPACK kernels (the LU of `ImplicitDiff`) run on scipy's OpenBLAS,
+# whose own threads fight XLA's for the cores: on a 2-core machine a batch of
+# 1024 x 1024 LUs then takes 3-10x longer, and varies as much from call to call.
+# One BLAS thread unless the caller says otherwise; it must be set before jax loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import neurodyn as nd  # noqa: E402
 
 
 METHODS = {
@@ -227,7 +236,8 @@ def report(args, rows, agreements, total_seconds) -> str:
         f"Gradient benchmark, {datetime.date.today().isoformat()}: {machine()}.",
         f"float32, P={args.patterns} patterns, seed {args.seed}, up to "
         f"{args.repeats} timed repeats per call; persistent compilation cache "
-        f"{cache}; whole run {total_seconds / 60:.1f} min.",
+        f"{cache}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; "
+        f"whole run {total_seconds / 60:.1f} min.",
         "",
         *timing_table(rows),
         "",

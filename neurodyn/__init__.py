@@ -25,6 +25,22 @@ from ._gradients import (
     UnrolledBPTT as UnrolledBPTT,
     value_and_grad as value_and_grad,
 )
+from ._learning.analog import (
+    AnalogRun as AnalogRun,
+    PatternSchedule as PatternSchedule,
+    analog_learning as analog_learning,
+    learning_field as learning_field,
+)
+from ._learning.modes import (
+    AbstractPatternMode as AbstractPatternMode,
+    Deterministic as Deterministic,
+    Stochastic as Stochastic,
+)
+from ._learning.train import (
+    History as History,
+    TrainResult as TrainResult,
+    train as train,
+)
 from ._models.base import AbstractNetwork as AbstractNetwork
 from ._models.first_order import (
     AbstractFirstOrderNetwork as AbstractFirstOrderNetwork,

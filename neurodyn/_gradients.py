@@ -176,27 +176,37 @@ class UnrolledBPTT(AbstractGradientMethod):
         return relax_one(model, I, x0, relaxation)
 
 
-def loss_and_fixed_points(
+def pattern_errors(
     model: AbstractNetwork,
     I: Float[Array, "*p n"],
     T: Float[Array, "*p n"],
     x0: Float[Array, "*p n"],
     method: AbstractGradientMethod,
     relaxation: ODERelaxation,
-) -> tuple[Float[Array, ""], FixedPoint]:
-    r"""$E = \tfrac12 \sum_a \sum_{i \in O} (T_i^a - x_i^{*a})^2$ (eqs 6, 18) and the
-    fixed points it was computed from (check `converged` before trusting it)."""
+) -> tuple[Float[Array, "*p"], FixedPoint]:
+    r"""$E[a] = \tfrac12 \sum_{i \in O} (T_i^a - x_i^{*a})^2$ for every pattern (eqs 6,
+    7) and the fixed points they were computed from (check `converged` before
+    trusting them)."""
     fp = batched(lambda i, x: method.fixed_point(model, i, x, relaxation), I, x0)
-    J = model.error(fp.x, T)
-    return 0.5 * jnp.sum(J**2), fp
+    return 0.5 * jnp.sum(model.error(fp.x, T) ** 2, axis=-1), fp
 
 
 @eqx.filter_jit
 def _value_and_grad(model, I, T, x0, method, relaxation):
-    (E, fp), grads = eqx.filter_value_and_grad(loss_and_fixed_points, has_aux=True)(
-        model, I, T, x0, method, relaxation
-    )
+    def total(model):
+        errors, fp = pattern_errors(model, I, T, x0, method, relaxation)
+        return jnp.sum(errors), fp  # E_total, eq 18
+
+    (E, fp), grads = eqx.filter_value_and_grad(total, has_aux=True)(model)
     return check_converged(fp, (E, grads))
+
+
+def check_method(method) -> None:
+    if not isinstance(method, AbstractGradientMethod):
+        raise ValueError(
+            "`method` must be a gradient method: `nd.RecurrentBackprop()`, "
+            f"`nd.ImplicitDiff()` or `nd.UnrolledBPTT()`, got {method!r}."
+        )
 
 
 def value_and_grad(
@@ -240,11 +250,7 @@ def value_and_grad(
     A runtime error whose message says the dynamics did not converge (and what to
     try) when the forward or adjoint relaxation of any pattern fails.
     """
-    if not isinstance(method, AbstractGradientMethod):
-        raise ValueError(
-            "`method` must be a gradient method: `nd.RecurrentBackprop()`, "
-            f"`nd.ImplicitDiff()` or `nd.UnrolledBPTT()`, got {method!r}."
-        )
+    check_method(method)
     relaxation = ode_relaxation(solver, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units)

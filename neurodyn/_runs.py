@@ -43,11 +43,11 @@ def model_config(model) -> dict:
     return config
 
 
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
         array = np.asarray(value)
         return array.item() if array.ndim == 0 else array.tolist()
@@ -55,7 +55,7 @@ def _jsonable(value):
 
 
 def write_json(path: pathlib.Path, content: dict) -> None:
-    path.write_text(json.dumps(_jsonable(content), indent=2) + "\n")
+    path.write_text(json.dumps(jsonable(content), indent=2) + "\n")
 
 
 def check_writable(out: pathlib.Path) -> pathlib.Path:

@@ -5,7 +5,7 @@ import json
 import pathlib
 import sys
 
-from ._runs import check_writable, staged_folder
+from ._runs import check_writable, jsonable, staged_folder
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -24,7 +24,7 @@ def _demo(args: argparse.Namespace) -> int:
     out = check_writable(pathlib.Path(args.out or f"runs/{args.name}"))
     with staged_folder(out) as stage:
         metrics = DEMOS[args.name](stage, small=args.small)
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(jsonable(metrics), indent=2))
     print(f"Run folder: {out}")
     return 0
 

@@ -5,7 +5,6 @@ import jax
 
 
 jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # Compilation dominates the test time: keep compiled programs between runs.
 _cache = pathlib.Path(__file__).resolve().parent.parent / ".cache" / "jax"

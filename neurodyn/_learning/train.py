@@ -1,0 +1,271 @@
+r"""Discrete learning of fixed points: one optax update per relaxation of the
+patterns (Pineda eqs 13, 19, 20)."""
+
+import pathlib
+import sys
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
+from rich.progress import Progress
+
+from .._gradients import RecurrentBackprop, check_method, pattern_errors
+from .._models.base import AbstractNetwork
+from .._relax import check_converged, initial_state, ode_relaxation
+from .._validation import as_patterns, check_same_batch
+from .checkpoint import load_checkpoint, save_checkpoint
+from .modes import AbstractPatternMode, as_mode
+
+
+def stack_models(models: list[PyTree]) -> PyTree:
+    """Stack equally-shaped models into one whose every array has a leading axis."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *models)
+
+
+class History(eqx.Module):
+    r"""What happened during [`neurodyn.train`][].
+
+    - `E_total`: $(S+1,)$, $E_{\text{total}} = \sum_a E[a]$ at the weights after
+      $0, 1, \dots, S$ updates (each pattern relaxed from its start state).
+    - `E_patterns`: $(S+1, P)$, the per-pattern errors $E[a]$.
+    - `presented`: $(S, P)$, the coefficients $c_a$ of each update (all ones for the
+      deterministic mode, one-hot for the stochastic one).
+    - `snapshots`: the model after the updates in `snapshot_steps`, every array with
+      a leading axis (or None).
+    """
+
+    E_total: Float[Array, " s"]
+    E_patterns: Float[Array, "s p"]
+    presented: Float[Array, "s1 p"]
+    snapshot_steps: Int[Array, " k"]
+    snapshots: PyTree | None
+
+
+class TrainResult(eqx.Module):
+    """The trained `model` and the `history` of the run."""
+
+    model: AbstractNetwork
+    history: History
+
+
+@eqx.filter_jit
+def _update(
+    params, opt_state, x0, key, static, I, T, mode, method, relaxation, optimizer
+):
+    num_patterns = I.shape[0]
+    coefficients = mode.pattern_weights(key, num_patterns)
+
+    def objective(params):
+        errors, fp = pattern_errors(
+            eqx.combine(params, static), I, T, x0, method, relaxation
+        )
+        return jnp.sum(coefficients * errors), (errors, fp)
+
+    (_, (errors, fp)), grads = eqx.filter_value_and_grad(objective, has_aux=True)(
+        params
+    )
+    errors, grads = check_converged(fp, (errors, grads))
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = eqx.apply_updates(params, updates)
+    last_presented = num_patterns - 1 - jnp.argmax(coefficients[::-1] > 0)
+    return params, opt_state, errors, coefficients, fp.x[last_presented]
+
+
+@eqx.filter_jit
+def _errors(params, static, I, T, x0, method, relaxation):
+    errors, fp = pattern_errors(
+        eqx.combine(params, static), I, T, x0, method, relaxation
+    )
+    return check_converged(fp, errors)
+
+
+def train(
+    model: AbstractNetwork,
+    I: ArrayLike,
+    T: ArrayLike,
+    *,
+    optimizer: optax.GradientTransformation,
+    steps: int,
+    mode: AbstractPatternMode | str = "deterministic",
+    method=RecurrentBackprop(),
+    key: PRNGKeyArray | None = None,
+    reinitialize: bool = True,
+    x0: ArrayLike | None = None,
+    snapshot_every: int | None = None,
+    checkpoint_dir: str | pathlib.Path | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+    progress: bool | None = None,
+    solver=None,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    t_max: float | None = None,
+    max_steps: int = 65_536,
+) -> TrainResult:
+    r"""Learn fixed points by repeated relaxation and gradient steps.
+
+    Every update relaxes the patterns, takes the gradient of
+    $\sum_a c_a E[a]$ by `method` and applies one `optimizer` step. With
+    `optax.sgd(eta)` and the deterministic mode this is Pineda's eq 19,
+    $\Delta w_{ij} = \eta \sum_a y_i^{*}[a]\, x_j^{*}[a]$; with the stochastic mode it
+    is eq 13 applied to one random pattern per update (eq 20).
+
+    **Arguments:**
+
+    - `model`: the network to train; its floating-point arrays are learned, its
+        masks are not.
+    - `I`, `T`: patterns, $(P, N)$ (or $(N,)$ for one).
+    - `optimizer`: an optax transformation, e.g. `optax.sgd(eta)` or
+        `optax.adam(1e-2)`.
+    - `steps`: the number of updates $S$.
+    - `mode`: `"deterministic"` (eq 19, default), `"stochastic"` (eq 20) or an
+        [`neurodyn.AbstractPatternMode`][].
+    - `method`: the gradient method, default [`neurodyn.RecurrentBackprop`][].
+
+    **Other arguments:**
+
+    - `key`: the random key of the stochastic mode (update $k$ uses
+        `jr.fold_in(key, k)`, so a resumed run draws the same patterns).
+    - `reinitialize`: start every relaxation from `x0` (default 0.5, "the safest
+        approach"). If False the state carries over: all patterns of an update start
+        from the final state of the last pattern presented in the previous update.
+    - `snapshot_every`: keep the model every this many updates in the history.
+    - `checkpoint_dir`, `checkpoint_every`: write a checkpoint every this many
+        updates (and when interrupted by Ctrl-C); with `resume=True` a run continues
+        from the checkpoint to exactly the result of an uninterrupted run.
+    - `progress`: show a progress bar; default only on a terminal.
+    - `solver`, `rtol`, `atol`, `t_max`, `max_steps`: as for [`neurodyn.relax`][].
+
+    **Returns:** a [`neurodyn.TrainResult`][] with the trained `model` and `history`.
+
+    **Raises:** the non-convergence error of [`neurodyn.value_and_grad`][] if a
+    relaxation fails during training (the checkpoint before it remains).
+    """
+    check_method(method)
+    mode = as_mode(mode)
+    if not (isinstance(steps, int) and steps >= 0):
+        raise ValueError(f"`steps` must be a non-negative integer, got {steps!r}.")
+    for name, value in (("checkpoint_every", checkpoint_every),):
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if snapshot_every is not None and not snapshot_every >= 1:
+        raise ValueError(f"`snapshot_every` must be positive, got {snapshot_every}.")
+    relaxation = ode_relaxation(solver, rtol, atol, t_max, max_steps)
+    I = as_patterns("I", I, model.n_units)
+    T = as_patterns("T", T, model.n_units).astype(I.dtype)
+    check_same_batch(I, T)
+    I, T = jnp.atleast_2d(I), jnp.atleast_2d(T)
+    key = jr.key(0) if key is None else key
+
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    start_state = initial_state(model, I, x0)
+    state = (params, optimizer.init(params), start_state[-1])
+    history = {"E_patterns": [], "presented": []}
+    snapshots = {}
+    first = 0
+    folder = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
+    if resume:
+        if folder is None:
+            raise ValueError("`resume=True` needs a `checkpoint_dir`.")
+        loaded = load_checkpoint(folder, state)
+        if loaded is not None:
+            first, state, saved = loaded
+            history = {
+                k: list(saved[k]) if k in saved else []
+                for k in ("E_patterns", "presented")
+            }
+            snapshots = _unflatten_snapshots(saved, params)
+
+    def checkpoint(step):
+        if folder is not None:
+            save_checkpoint(folder, step, state, _flat_history(history, snapshots))
+
+    show = sys.stderr.isatty() if progress is None else progress
+    try:
+        with Progress(disable=not show, transient=True) as bar:
+            task = bar.add_task("training", total=steps, completed=first)
+            for k in range(first, steps):
+                params, opt_state, carry = state
+                if snapshot_every is not None and k % snapshot_every == 0:
+                    snapshots[k] = params
+                x_start = (
+                    start_state if reinitialize else jnp.broadcast_to(carry, I.shape)
+                )
+                *new_state, errors, coefficients, carry = _update(
+                    params,
+                    opt_state,
+                    x_start,
+                    jr.fold_in(key, k),
+                    static,
+                    I,
+                    T,
+                    mode,
+                    method,
+                    relaxation,
+                    optimizer,
+                )
+                state = (*new_state, carry)
+                history["E_patterns"].append(errors)
+                history["presented"].append(coefficients)
+                if (k + 1) % checkpoint_every == 0:
+                    checkpoint(k + 1)
+                bar.update(task, advance=1)
+    except KeyboardInterrupt:
+        checkpoint(len(history["presented"]))
+        raise
+
+    if first < steps:
+        checkpoint(steps)
+    params, _, carry = state
+    x_start = start_state if reinitialize else jnp.broadcast_to(carry, I.shape)
+    final = _errors(params, static, I, T, x_start, method, relaxation)
+    if snapshot_every is not None:
+        snapshots[steps] = params
+    E_patterns = jnp.stack([*map(jnp.asarray, history["E_patterns"]), final])
+    presented = (
+        jnp.stack([jnp.asarray(c) for c in history["presented"]])
+        if history["presented"]
+        else jnp.zeros((0, I.shape[0]))
+    )
+    order = sorted(snapshots)
+    return TrainResult(
+        eqx.combine(params, static),
+        History(
+            E_total=jnp.sum(E_patterns, axis=1),
+            E_patterns=E_patterns,
+            presented=presented,
+            snapshot_steps=jnp.asarray(order, dtype=int),
+            snapshots=(
+                stack_models([eqx.combine(snapshots[s], static) for s in order])
+                if order
+                else None
+            ),
+        ),
+    )
+
+
+def _flat_history(history: dict, snapshots: dict) -> dict[str, np.ndarray]:
+    flat = {k: np.asarray(v) for k, v in history.items() if len(v)}
+    if snapshots:
+        order = sorted(snapshots)
+        flat["snapshot_steps"] = np.asarray(order)
+        leaves = [jax.tree.leaves(snapshots[s]) for s in order]
+        for i in range(len(leaves[0])):
+            flat[f"snapshot_leaf_{i}"] = np.stack([np.asarray(ls[i]) for ls in leaves])
+    return flat
+
+
+def _unflatten_snapshots(saved: dict, params: PyTree) -> dict[int, PyTree]:
+    """Invert the snapshot part of `_flat_history`."""
+    if "snapshot_steps" not in saved:
+        return {}
+    treedef = jax.tree.structure(params)
+    leaves = [saved[f"snapshot_leaf_{i}"] for i in range(treedef.num_leaves)]
+    return {
+        int(step): jax.tree.unflatten(treedef, [jnp.asarray(x[j]) for x in leaves])
+        for j, step in enumerate(saved["snapshot_steps"])
+    }
