@@ -1,11 +1,25 @@
-"""The `neurodyn` command: `neurodyn demo NAME --out DIR`, `neurodyn demo --list`."""
+"""The `neurodyn` command.
+
+- `neurodyn demo NAME --out DIR`, `neurodyn demo --list`: paper experiments.
+- `neurodyn train --config FILE --out DIR [--resume]`: a training run from JSON.
+- `neurodyn plot DIR`: re-draw a run folder's learning curves from `history.npz`.
+"""
 
 import argparse
 import json
 import pathlib
 import sys
 
-from ._runs import check_writable, jsonable, staged_folder
+import numpy as np
+
+from ._runs import (
+    check_writable,
+    jsonable,
+    model_arrays,
+    model_config,
+    staged_folder,
+    write_json,
+)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -29,6 +43,74 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from ._config import build, load_config
+    from ._learning.train import train
+
+    config = load_config(pathlib.Path(args.config))
+    out = check_writable(pathlib.Path(args.out))
+    checkpoints = out / "checkpoint"
+    if checkpoints.exists() and not args.resume:
+        raise ValueError(
+            f"{str(out)!r} already holds a run; pass --resume to continue it or "
+            "choose another --out."
+        )
+    model, I, T, kwargs = build(config)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config)
+    result = train(
+        model, I, T, checkpoint_dir=checkpoints, resume=args.resume, **kwargs
+    )
+    np.savez(out / "params.npz", **model_arrays(result.model))
+    np.savez(out / "data.npz", I=I, T=T)
+    np.savez(out / "history.npz", E_total=np.asarray(result.history.E_total))
+    _draw(out)
+    metrics = {
+        "model": model_config(result.model),
+        "steps": config["steps"],
+        "initial_E_total": float(result.history.E_total[0]),
+        "final_E_total": float(result.history.E_total[-1]),
+    }
+    tmp = out / "metrics.json.tmp"
+    write_json(tmp, metrics)  # written last: its presence marks a finished run
+    tmp.replace(out / "metrics.json")
+    print(json.dumps(jsonable(metrics), indent=2))
+    return 0
+
+
+def _draw(folder: pathlib.Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from . import plot
+
+    with np.load(folder / "history.npz") as history:
+        curves = {
+            k.removeprefix("E_total").strip("_") or "E_total": history[k]
+            for k in history.files
+            if k.startswith("E_total")
+        }
+        ts = history["ts"] if "ts" in history.files else None
+    if not curves:
+        raise ValueError(f"{str(folder)!r}/history.npz holds no E_total curve.")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plot.learning_curves(
+        ax,
+        {k: (ts, v) if ts is not None else v for k, v in curves.items()},
+        xlabel="time $t$" if ts is not None else "updates",
+        title=folder.name,
+    )
+    plot.save(fig, folder / "learning_curves.png")
+
+
+def _plot(args: argparse.Namespace) -> int:
+    folder = pathlib.Path(args.folder)
+    if not (folder / "history.npz").exists():
+        raise ValueError(f"{str(folder)!r} is not a run folder (no history.npz).")
+    _draw(folder)
+    print(f"Wrote {folder / 'learning_curves.png'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="neurodyn", description="Adaptive dynamical systems: demos and runs."
@@ -40,13 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--list", action="store_true", help="list the demos")
     demo.add_argument("--small", action="store_true", help="a quick, smaller version")
     demo.set_defaults(handler=_demo)
+    train = commands.add_parser("train", help="train a network from a JSON config")
+    train.add_argument("--config", required=True, help="JSON file describing the run")
+    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--resume", action="store_true", help="continue a checkpoint")
+    train.set_defaults(handler=_train)
+    plot = commands.add_parser("plot", help="re-draw a run folder's figures")
+    plot.add_argument("folder")
+    plot.set_defaults(handler=_plot)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except ValueError as e:
         print(f"neurodyn: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

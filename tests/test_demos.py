@@ -1,6 +1,7 @@
 """Each demo runs (small) into a run folder whose numbers recompute in plain NumPy."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -8,37 +9,67 @@ import pytest
 from neurodyn.cli import main
 
 
-def _numpy_relax(W, I, x0=0.5, dt=0.05, steps=4000):
-    """Euler steps of dx/dt = -x + g(Wx) + I with the logistic g, in NumPy."""
-    x = np.full_like(I, x0)
+def numpy_relax(params, I, dt=0.05, steps=6000):
+    """Euler steps of dx/dt = -x + g(Wx) + I (logistic g) from x = 0.5, in NumPy."""
+    W = np.where(params["connectivity"], params["weights"], 0.0)
+    I = np.where(params["input_units"], I, 0.0)
+    x = np.full_like(I, 0.5)
     for _ in range(steps):
         x = x + dt * (-x + 1 / (1 + np.exp(-x @ W.T)) + I)
     return x
 
 
+def run_demo(tmp_path_factory, name):
+    out = tmp_path_factory.mktemp("runs") / name
+    assert main(["demo", name, "--out", str(out), "--small"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    return (
+        out,
+        metrics,
+        dict(np.load(out / "params.npz")),
+        dict(np.load(out / "data.npz")),
+    )
+
+
 @pytest.fixture(scope="module")
 def first_order_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "first-order"
-    assert main(["demo", "first-order", "--out", str(out), "--small"]) == 0
-    return out
+    return run_demo(tmp_path_factory, "first-order")
+
+
+@pytest.fixture(scope="module", params=["xor", "analog-xor"])
+def xor_run(request, tmp_path_factory):
+    return run_demo(tmp_path_factory, request.param)
 
 
 def test_first_order_run_folder(first_order_run):
-    out = first_order_run
-    metrics = json.loads((out / "metrics.json").read_text())
-    params, data = np.load(out / "params.npz"), np.load(out / "data.npz")
+    out, metrics, params, data = first_order_run
     assert set(params) == {"weights", "input_units", "output_units", "connectivity"}
     assert (out / "relaxation.png").stat().st_size > 10_000
-    W = np.where(params["connectivity"], params["weights"], 0)
-    I = np.where(params["input_units"], data["I"], 0)
-    x = _numpy_relax(W, I)
+    x = numpy_relax(params, data["I"])
     E = 0.5 * np.sum(np.where(params["output_units"], data["T"] - x, 0) ** 2)
     assert metrics["converged"]
     assert abs(E - metrics["E_total"]) <= 1e-5 * max(1.0, E)
     for difference in metrics[
         "gradient_relative_difference_vs_RecurrentBackprop"
     ].values():
-        assert difference <= 1e-4  # float32
+        assert difference <= 1e-4
+
+
+def test_xor_is_solved_and_recomputes_in_numpy(xor_run):
+    """Pineda's claim: the recurrent network learns XOR; the run folder alone gives
+    the outputs back."""
+    out, metrics, params, data = xor_run
+    unit = metrics["output_unit"]
+    x = numpy_relax(params, data["I"])[:, unit]
+    targets = data["T"][:, unit]
+    assert metrics["correct"] == 4
+    assert np.all((x > 0.5) == (targets > 0.5))
+    assert np.all(np.abs(x - targets) < 0.05)
+    assert np.allclose(x, metrics["outputs"], atol=1e-4)
+    assert metrics["final_E_total"] < 1e-3 < metrics["initial_E_total"]
+    if "stochastic" in metrics:
+        assert metrics["stochastic"]["correct"] == 4
+    assert list(out.glob("*.png"))
 
 
 def test_cli_errors(tmp_path, capsys):
@@ -49,8 +80,74 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["demo", "first-order", "--out", str(blocker)]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
     assert not list(tmp_path.glob(".*partial*"))
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
 
 
 def test_demo_list(capsys):
     assert main(["demo", "--list"]) == 0
-    assert "first-order" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("xor", "analog-xor", "first-order"))
+
+
+XOR_CONFIG = {
+    "model": {"n_units": 7, "input_units": [0, 1, 2], "output_units": [6]},
+    "patterns": {
+        "I": [
+            [0, 0, 1, 0, 0, 0, 0],
+            [0, 1, 1, 0, 0, 0, 0],
+            [1, 0, 1, 0, 0, 0, 0],
+            [1, 1, 1, 0, 0, 0, 0],
+        ],
+        "T": [
+            [0, 0, 0, 0, 0, 0, 0.1],
+            [0, 0, 0, 0, 0, 0, 0.9],
+            [0, 0, 0, 0, 0, 0, 0.9],
+            [0, 0, 0, 0, 0, 0, 0.1],
+        ],
+    },
+    "optimizer": {"name": "sgd", "learning_rate": 2.0},
+    "steps": 40,
+    "checkpoint_every": 10,
+}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"stpes": 3}, "Unknown config key 'stpes'"),
+        ({"steps": "10"}, "config key 'steps' must be int, got str"),
+        ({"mode": "random"}, "config key 'mode' is 'random'; expected one of"),
+        (
+            {"optimizer": {"name": "sgd"}},
+            "Missing config optimizer key 'learning_rate'",
+        ),
+        ({"model": {"n_units": 7, "colour": 1}}, "Unknown config model key 'colour'"),
+        ({"model": {"n_units": 7, "output_units": [9]}}, "unit indices in \\[0, 7\\)"),
+    ],
+)
+def test_train_config_errors(tmp_path, capsys, change, message):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({**XOR_CONFIG, **change}))
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_train_and_resume_from_the_command_line(tmp_path):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(XOR_CONFIG))
+    whole, half = tmp_path / "whole", tmp_path / "half"
+    assert main(["train", "--config", str(config), "--out", str(whole)]) == 0
+    config.write_text(json.dumps({**XOR_CONFIG, "steps": 20}))
+    assert main(["train", "--config", str(config), "--out", str(half)]) == 0
+    assert main(["train", "--config", str(config), "--out", str(half)]) == 2  # exists
+    config.write_text(json.dumps(XOR_CONFIG))
+    assert main(["train", "--config", str(config), "--out", str(half), "--resume"]) == 0
+    a, b = np.load(whole / "params.npz"), np.load(half / "params.npz")
+    assert np.array_equal(a["weights"], b["weights"])
+    h1, h2 = np.load(whole / "history.npz"), np.load(half / "history.npz")
+    assert np.array_equal(h1["E_total"], h2["E_total"])
+    (whole / "learning_curves.png").unlink()
+    assert main(["plot", str(whole)]) == 0
+    assert (whole / "learning_curves.png").exists()

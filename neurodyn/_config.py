@@ -1,0 +1,134 @@
+"""Training runs described by a JSON file, checked key by key (`neurodyn train`)."""
+
+import json
+import pathlib
+
+import jax.random as jr
+import numpy as np
+import optax
+
+from ._activations import ACTIVATIONS
+from ._gradients import ImplicitDiff, RecurrentBackprop, UnrolledBPTT
+from ._learning.modes import MODES
+from ._models.first_order import FirstOrderNetwork, RateNetwork
+
+
+MODEL_CLASSES = {"FirstOrderNetwork": FirstOrderNetwork, "RateNetwork": RateNetwork}
+METHODS = {
+    "RecurrentBackprop": RecurrentBackprop,
+    "ImplicitDiff": ImplicitDiff,
+    "UnrolledBPTT": UnrolledBPTT,
+}
+OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop": optax.rmsprop}
+
+# key: (type, required, allowed values or None)
+SCHEMA = {
+    "model": (dict, True, None),
+    "patterns": (dict, True, None),
+    "optimizer": (dict, True, None),
+    "steps": (int, True, None),
+    "mode": (str, False, sorted(MODES)),
+    "method": (str, False, sorted(METHODS)),
+    "seed": (int, False, None),
+    "checkpoint_every": (int, False, None),
+}
+MODEL_SCHEMA = {
+    "class": (str, False, sorted(MODEL_CLASSES)),
+    "n_units": (int, True, None),
+    "activation": (str, False, sorted(ACTIVATIONS)),
+    "input_units": (list, False, None),
+    "output_units": (list, False, None),
+    "weight_scale": ((int, float), False, None),
+    "tau": ((int, float), False, None),
+}
+PATTERN_SCHEMA = {"I": (list, True, None), "T": (list, True, None)}
+OPTIMIZER_SCHEMA = {
+    "name": (str, True, sorted(OPTIMIZERS)),
+    "learning_rate": ((int, float), True, None),
+}
+
+
+def _check(section: str, content: dict, schema: dict) -> dict:
+    where = f"config {section}" if section else "config"
+    unknown = sorted(set(content) - set(schema))
+    if unknown:
+        raise ValueError(
+            f"Unknown {where} key {unknown[0]!r}; expected keys: {', '.join(schema)}."
+        )
+    for key, (kind, required, allowed) in schema.items():
+        if key not in content:
+            if required:
+                raise ValueError(f"Missing {where} key {key!r}.")
+            continue
+        value = content[key]
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            expected = " or ".join(k.__name__ for k in kinds)
+            raise ValueError(
+                f"{where} key {key!r} must be {expected}, got {type(value).__name__} "
+                f"{value!r}."
+            )
+        if allowed is not None and value not in allowed:
+            raise ValueError(
+                f"{where} key {key!r} is {value!r}; expected one of {allowed}."
+            )
+    return content
+
+
+def load_config(path: pathlib.Path) -> dict:
+    try:
+        content = json.loads(pathlib.Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"Config file {str(path)!r} does not exist.") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"Config file {str(path)!r} is not valid JSON: {e}.") from None
+    if not isinstance(content, dict):
+        raise ValueError("The config must be a JSON object.")
+    _check("", content, SCHEMA)
+    _check("model", content["model"], MODEL_SCHEMA)
+    _check("patterns", content["patterns"], PATTERN_SCHEMA)
+    _check("optimizer", content["optimizer"], OPTIMIZER_SCHEMA)
+    if content["steps"] < 0:
+        raise ValueError(f"config key 'steps' must be >= 0, got {content['steps']}.")
+    return content
+
+
+def _mask(n: int, indices: list | None, name: str) -> np.ndarray | None:
+    if indices is None:
+        return None
+    if not all(isinstance(i, int) and 0 <= i < n for i in indices):
+        raise ValueError(
+            f"config model key {name!r} must list unit indices in [0, {n}), got "
+            f"{indices}."
+        )
+    mask = np.zeros(n, dtype=bool)
+    mask[indices] = True
+    return mask
+
+
+def build(config: dict):
+    """The model, patterns and `nd.train` keyword arguments a config describes."""
+    spec = config["model"]
+    n = spec["n_units"]
+    seed = config.get("seed", 0)
+    rng = np.random.default_rng(seed)
+    cls = MODEL_CLASSES[spec.get("class", "FirstOrderNetwork")]
+    model = cls(
+        spec.get("weight_scale", 0.5) * rng.normal(size=(n, n)),
+        activation=spec.get("activation", "logistic"),
+        input_units=_mask(n, spec.get("input_units"), "input_units"),
+        output_units=_mask(n, spec.get("output_units"), "output_units"),
+        tau=spec.get("tau", 1.0),
+    )
+    I = np.asarray(config["patterns"]["I"], dtype=float)
+    T = np.asarray(config["patterns"]["T"], dtype=float)
+    opt = config["optimizer"]
+    kwargs = dict(
+        optimizer=OPTIMIZERS[opt["name"]](opt["learning_rate"]),
+        steps=config["steps"],
+        mode=config.get("mode", "deterministic"),
+        method=METHODS[config.get("method", "RecurrentBackprop")](),
+        key=jr.key(seed),
+        checkpoint_every=config.get("checkpoint_every", 100),
+    )
+    return model, I, T, kwargs
