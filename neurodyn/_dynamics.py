@@ -18,7 +18,7 @@ from ._models.base import AbstractNetwork
 def forward_field(
     model: AbstractNetwork,
     x: Float[Array, " n"],
-    I: Float[Array, " n"],
+    I: PyTree,
 ) -> Float[Array, " n"]:
     r"""$dx/dt = (-x + F(x))/\tau$."""
     return model.vector_field(x, I)
@@ -27,7 +27,7 @@ def forward_field(
 def adjoint_field(
     model: AbstractNetwork,
     x: Float[Array, " n"],
-    I: Float[Array, " n"],
+    I: PyTree,
     z: Float[Array, " n"],
     J: Float[Array, " n"],
 ) -> Float[Array, " n"]:
@@ -41,7 +41,7 @@ def adjoint_field(
 def parameter_cotangent(
     model: AbstractNetwork,
     x: Float[Array, " n"],
-    I: Float[Array, " n"],
+    I: PyTree,
     z: Float[Array, " n"],
 ) -> tuple[PyTree, Float[Array, " n"]]:
     r"""$\big((\partial F/\partial\theta)^T z,\ (\partial F/\partial I)^T z\big)$ at

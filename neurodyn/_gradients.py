@@ -27,7 +27,6 @@ from ._models.base import AbstractNetwork
 from ._relax import (
     FixedPoint,
     ODERelaxation,
-    batched,
     check_converged,
     initial_state,
     ode_relaxation,
@@ -44,7 +43,7 @@ class AbstractGradientMethod(eqx.Module):
     def fixed_point(
         self,
         model: AbstractNetwork,
-        I: Float[Array, " n"],
+        I: PyTree,
         x0: Float[Array, " n"],
         relaxation: ODERelaxation,
     ) -> FixedPoint:
@@ -60,7 +59,7 @@ class AbstractAdjointMethod(AbstractGradientMethod):
         self,
         model: AbstractNetwork,
         x: Float[Array, " n"],
-        I: Float[Array, " n"],
+        I: PyTree,
         source: Float[Array, " n"],
         relaxation: ODERelaxation,
     ) -> tuple[Float[Array, " n"], RESULTS]:
@@ -186,9 +185,13 @@ def pattern_errors(
 ) -> tuple[Float[Array, "*p"], FixedPoint]:
     r"""$E[a] = \tfrac12 \sum_{i \in O} (T_i^a - x_i^{*a})^2$ for every pattern (eqs 6,
     7) and the fixed points they were computed from (check `converged` before
-    trusting them)."""
-    fp = batched(lambda i, x: method.fixed_point(model, i, x, relaxation), I, x0)
-    return 0.5 * jnp.sum(model.error(fp.x, T) ** 2, axis=-1), fp
+    trusting them). Each pattern relaxes under `model.training_source(I, T)`."""
+
+    def one(i, t, x):
+        fp = method.fixed_point(model, model.training_source(i, t), x, relaxation)
+        return 0.5 * jnp.sum(model.error(fp.x, t) ** 2), fp
+
+    return one(I, T, x0) if T.ndim == 1 else jax.vmap(one)(I, T, x0)
 
 
 @eqx.filter_jit

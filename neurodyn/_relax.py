@@ -133,7 +133,7 @@ class FixedPoint(eqx.Module):
 
 def relax_one(
     model: AbstractNetwork,
-    I: Float[Array, " n"],
+    I: PyTree,
     x0: Float[Array, " n"],
     relaxation: ODERelaxation,
 ) -> FixedPoint:

@@ -68,6 +68,7 @@ def learning_field(t, state, args):
     static, I, T, eta = args
     model = eqx.combine(params, static)
     J = model.error(x, T)
+    I = jax.vmap(model.training_source)(I, T)
     dx = jax.vmap(lambda xa, ia: forward_field(model, xa, ia))(x, I)
     dz = jax.vmap(lambda xa, ia, za, ja: adjoint_field(model, xa, ia, za, ja))(
         x, I, z, J

@@ -4,7 +4,7 @@ import abc
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Bool, Float, PyTree
 
 
 class AbstractNetwork(eqx.Module):
@@ -37,6 +37,19 @@ class AbstractNetwork(eqx.Module):
     ) -> Float[Array, " n"]:
         r"""$dx/dt = (-x + F(x))/\tau$."""
         return (self.drive(x, I) - x) / self.tau
+
+    def training_source(
+        self, I: Float[Array, " n"], T: Float[Array, " n"]
+    ) -> PyTree:
+        """What drives the relaxation whose error is learned, for one pattern.
+
+        Usually the source `I` itself. A model whose learning phase is a constrained
+        dynamics (the master network of Pineda's content-addressable memory, whose
+        visible units are clamped to the target) returns something built from `T`
+        as well; its `drive` then accepts that.
+        """
+        del T
+        return I
 
     def error(
         self, x: Float[Array, "*p n"], T: Float[Array, "*p n"]
