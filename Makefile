@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
+# Two test workers on two cores: one BLAS thread each (multithreaded OpenBLAS on a
+# busy 2-core machine made dense solves and eigenvalues 30-65x slower).
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: setup test test-slow demo lint bench clean
 
@@ -24,7 +27,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadscope -m slow --durations=10
 
 demo: $(STAMP)
-	$(VENV)/bin/neurodyn demo xor --out runs/demo
+	$(VENV)/bin/neurodyn demo cam-figure1 --out runs/demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

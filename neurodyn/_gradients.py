@@ -133,6 +133,7 @@ class RecurrentBackprop(AbstractAdjointMethod):
             lambda z_: adjoint_field(model, x, I, z_, source),
             jnp.zeros_like(source),
             model.tau,
+            scale=jnp.sqrt(jnp.mean(source**2)),
         )
         return z, RESULTS.where(
             result == RESULTS.successful, result, RESULTS.adjoint_not_converged

@@ -21,8 +21,9 @@ _DIVERGENCE_FACTOR = 1e8
 class ODERelaxation(eqx.Module):
     r"""Integrate $dy/dt = f(y)$ with an adaptive diffrax solver until it settles.
 
-    The solve ends at diffrax's steady-state event,
-    $\|f(y)\| < \mathrm{atol} + \mathrm{rtol}\,\|y\|$ (RMS norms), or at `t_max` /
+    The solve ends at a steady-state event (a `diffrax.Event`),
+    $\|f(y)\| < \mathrm{atol} + \mathrm{rtol}\,\|y\|$ (RMS norms; for the adjoint
+    $\|y\|$ is floored at the size of its source $J$), or at `t_max` /
     `max_steps`, in which case the outcome is [`neurodyn.RESULTS`][]`.not_converged`
     (still moving: an oscillation or a slow relaxation) or `.diverged` (non-finite or
     unbounded). Used for the forward dynamics and for the adjoint dynamics alike.
@@ -59,8 +60,21 @@ class ODERelaxation(eqx.Module):
         field: Callable[[PyTree], PyTree],
         y0: Float[Array, " n"],
         tau: float,
+        scale: Real[Array, ""] | float = 0.0,
     ) -> tuple[Float[Array, " n"], RESULTS, Real[Array, ""], Int[Array, ""]]:
-        """Relax `dy/dt = field(y)` from `y0`; return `(y, result, t, num_steps)`."""
+        r"""Relax `dy/dt = field(y)` from `y0`; return `(y, result, t, num_steps)`.
+
+        Settled means $\|f(y)\| < \mathrm{atol} + \mathrm{rtol}\max(\|y\|,
+        \mathrm{scale})$ (RMS norms). `scale` is the size of the forcing for a linear
+        system such as the adjoint: its rounding error is relative to the source
+        $J$, not to $z$, which may be much smaller.
+        """
+
+        def settled(t, y, args, **kwargs):
+            del t, args, kwargs
+            size = jnp.maximum(_rms(y), scale)
+            return _rms(field(y)) < self.atol + self.rtol * size
+
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(lambda t, y, args: field(y)),
             self.solver,
@@ -69,7 +83,7 @@ class ODERelaxation(eqx.Module):
             dt0=None,
             y0=y0,
             stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol),
-            event=diffrax.Event(diffrax.steady_state_event()),
+            event=diffrax.Event(settled),
             saveat=diffrax.SaveAt(t1=True),
             max_steps=self.max_steps,
             throw=False,
@@ -93,6 +107,10 @@ class ODERelaxation(eqx.Module):
             ),
         )
         return y, result, sol.ts[-1], sol.stats["num_steps"]
+
+
+def _rms(y: Array) -> Array:
+    return jnp.sqrt(jnp.mean(y**2))
 
 
 def ode_relaxation(
