@@ -43,13 +43,14 @@ def parameter_cotangent(
     x: Float[Array, " n"],
     I: PyTree,
     z: Float[Array, " n"],
-) -> tuple[PyTree, Float[Array, " n"]]:
+) -> tuple[PyTree, PyTree]:
     r"""$\big((\partial F/\partial\theta)^T z,\ (\partial F/\partial I)^T z\big)$ at
     $x$.
 
     With $z = z^*$ the adjoint fixed point for source $J$, the first entry is the
     weight velocity $d\theta/dt$ per unit $\eta$, i.e. $-\partial E/\partial\theta$.
-    The result has the structure of `model` (None on masks and static fields).
+    The result has the structure of `model` (None on masks and static fields); the
+    second that of `I`, which may be a pytree (a model's `training_source`).
     """
     _, vjp = eqx.filter_vjp(lambda m, i: m.drive(x, i), model, I)
     return vjp(z)

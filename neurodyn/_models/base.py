@@ -33,14 +33,12 @@ class AbstractNetwork(eqx.Module):
     def vector_field(
         self,
         x: Float[Array, " n"],
-        I: Float[Array, " n"],
+        I: PyTree,
     ) -> Float[Array, " n"]:
-        r"""$dx/dt = (-x + F(x))/\tau$."""
+        r"""$dx/dt = (-x + F(x))/\tau$ (`I`: a source or a `training_source`)."""
         return (self.drive(x, I) - x) / self.tau
 
-    def training_source(
-        self, I: Float[Array, " n"], T: Float[Array, " n"]
-    ) -> PyTree:
+    def training_source(self, I: Float[Array, " n"], T: Float[Array, " n"]) -> PyTree:
         """What drives the relaxation whose error is learned, for one pattern.
 
         Usually the source `I` itself. A model whose learning phase is a constrained

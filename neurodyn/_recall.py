@@ -1,0 +1,151 @@
+r"""Recall in Pineda's content-addressable memory: the slave relaxed from a partial
+cue (eq 28), and which stored memory, if any, it reached."""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+from ._models.cam import ContentAddressableMemory
+from ._relax import relax
+from ._validation import as_float_array, check_finite
+
+
+def cue_state(
+    cam: ContentAddressableMemory,
+    cue: ArrayLike,
+    known: ArrayLike,
+    *,
+    fill: float = 0.5,
+) -> Float[Array, "*b n"]:
+    r"""The slave's start state for recall from partial information (eq 28):
+
+    $$x_i(t_0) = T_i\,\delta_{iK} + b_i\,(1 - \delta_{iK}),$$
+
+    with $K$ the known visible units (`known`), $T_i$ their values (`cue`) and
+    $b_i = $ `fill` elsewhere.
+
+    **Arguments:**
+
+    - `cam`: the memory.
+    - `cue`: $(N,)$ or $(B, N)$ values; only the entries in `known` are used.
+    - `known`: boolean mask $(N,)$ or $(B, N)$ of the known units $K$, a subset of
+        the visible units.
+    - `fill`: the arbitrary value $b$ of the unknown units, default $0.5$.
+    """
+    n = cam.n_units
+    cue = as_float_array("cue", cue)
+    if cue.ndim not in (1, 2) or cue.shape[-1] != n:
+        raise ValueError(
+            f"`cue` must have shape ({n},) or (B, {n}) for a memory of {n} units, got "
+            f"{cue.shape}."
+        )
+    check_finite("cue", cue)
+    known = jnp.asarray(known)
+    if known.dtype != jnp.bool_ or known.ndim not in (1, 2) or known.shape[-1] != n:
+        raise ValueError(
+            f"`known` must be a boolean mask of shape ({n},) or (B, {n}), got dtype "
+            f"{known.dtype} and shape {known.shape}."
+        )
+    if bool(jnp.any(jnp.where(cam.visible_units, False, known))):
+        raise ValueError(
+            "`known` marks hidden units; the known units K of a cue must be visible "
+            "(eq 28)."
+        )
+    return jnp.where(known, cue, jnp.asarray(fill, cue.dtype))
+
+
+class Recall(eqx.Module):
+    """The outcome of [`neurodyn.recall`][], with a leading axis for a batch of cues.
+
+    - `x`: the slave's final state.
+    - `memory`: the index of the memory reached (every visible unit within `tol` of
+      it), or $-1$: a spurious attractor, or no fixed point at all.
+    - `distance`: $\\max_{i\\in V} |x_i - T_i|$ to the nearest memory.
+    - `converged`: whether the slave settled to a fixed point.
+    """
+
+    x: Float[Array, "*b n"]
+    memory: Int[Array, "*b"]
+    distance: Float[Array, "*b"]
+    converged: Bool[Array, "*b"]
+
+
+def nearest_memory(
+    cam: ContentAddressableMemory,
+    x: Float[Array, "*b n"],
+    memories: Float[Array, "p n"],
+    *,
+    tol: float = 0.05,
+) -> tuple[Int[Array, "*b"], Float[Array, "*b"]]:
+    r"""The memory nearest to each state in $\max_{i\in V}|x_i - T_i|$ and that
+    distance; the index is $-1$ where the distance is not below `tol`."""
+    memories = jnp.broadcast_to(memories, (*x.shape[:-1], *memories.shape))
+    gaps = jnp.abs(x[..., None, :] - memories)
+    distances = jnp.max(jnp.where(cam.visible_units, gaps, 0), axis=-1)
+    index = jnp.argmin(distances, axis=-1)
+    distance = jnp.min(distances, axis=-1)
+    return jnp.where(distance < tol, index, -1), distance
+
+
+def recall(
+    cam: ContentAddressableMemory,
+    cue: ArrayLike,
+    known: ArrayLike,
+    memories: ArrayLike,
+    *,
+    I: ArrayLike | None = None,
+    fill: float = 0.5,
+    tol: float = 0.05,
+    **relax_options,
+) -> Recall:
+    r"""Recall a memory from partial information: start the slave at the cue
+    (eq 28, [`neurodyn.cue_state`][]), relax $\tau\dot x = -x + g(Wx) + I$ (eq 1) and
+    report the memory whose basin held the cue.
+
+    **Arguments:**
+
+    - `cam`: a [`neurodyn.ContentAddressableMemory`][].
+    - `cue`, `known`: the known values and the mask of known visible units,
+        $(N,)$ or $(B, N)$ (see [`neurodyn.cue_state`][]).
+    - `memories`: the stored memories $T$, $(P, N)$; hidden entries are ignored.
+
+    **Other arguments:**
+
+    - `I`: the bias, $(N,)$; default zero.
+    - `fill`: the start value of unknown units, default $0.5$.
+    - `tol`: a memory is reached when every visible unit is within `tol` of it.
+    - `relax_options`: passed to [`neurodyn.relax`][] (`solver`, `rtol`, `atol`,
+        `t_max`, `max_steps`).
+
+    **Returns:** a [`neurodyn.Recall`][]; a slave that does not settle gives
+    `converged=False` and `memory=-1`.
+    """
+
+    n = cam.n_units
+    memories = as_float_array("memories", memories)
+    if memories.ndim != 2 or memories.shape[1] != n:
+        raise ValueError(
+            f"`memories` must have shape (P, {n}) for a memory of {n} units, got "
+            f"{memories.shape}."
+        )
+    check_finite("memories", memories)
+    if not tol > 0:
+        raise ValueError(f"`tol` must be positive, got {tol}.")
+    x0 = cue_state(cam, cue, known, fill=fill)
+    if I is None:
+        I = jnp.zeros(x0.shape, x0.dtype)
+    else:
+        I = jnp.broadcast_to(as_float_array("I", I), x0.shape)
+    fp = relax(cam, I, x0=x0, **relax_options)
+    memory, distance = nearest_memory(cam, fp.x, memories.astype(fp.x.dtype), tol=tol)
+    converged = fp.converged
+    return Recall(fp.x, jnp.where(converged, memory, -1), distance, converged)
+
+
+def memory_start(
+    cam: ContentAddressableMemory, memories: ArrayLike, *, fill: float = 0.5
+) -> Float[Array, "*p n"]:
+    r"""The start state of the master (eq 39) and of the slave when its error is
+    measured: $x_i(t_0) = T_i\,\delta_{iV} + b\,\delta_{iH}$ with $b$ = `fill`."""
+    memories = as_float_array("memories", memories)
+    return jnp.where(cam.visible_units, memories, jnp.asarray(fill, memories.dtype))
