@@ -1,0 +1,323 @@
+r"""Stability along learning: the leading eigenvalue of every pattern's fixed point
+as the weights change, and the first update (or time) at which a fixed point loses
+stability.
+
+Each pattern's fixed point is *tracked* by continuation: relaxed once at the first
+model, then refined by Newton's method on $R(x) = F(x) - x = 0$,
+
+$$x \leftarrow x - (\partial F/\partial x - 1)^{-1} R(x),$$
+
+from its position at the previous model. Newton converges to unstable fixed points as
+well, so the leading eigenvalue $\lambda_1$ of $L = (-1 + \partial F/\partial x)/\tau$
+is followed continuously through $\mathrm{Re}\,\lambda_1 = 0$. Stability is lost where
+$\mathrm{Re}\,\lambda_1$ turns positive, by a real eigenvalue (saddle-node; for a
+linear network $1 - W$ turns singular and $x^*$ passes through infinity) or a complex
+pair (Hopf: the relaxation starts to oscillate), or where the branch ends (a fold:
+Newton finds no fixed point near the previous one).
+"""
+
+import dataclasses
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Complex, Float, PyTree, Real
+
+from .._models.base import AbstractNetwork
+from .._relax import initial_state, ode_relaxation, relax_one
+from .._validation import as_patterns
+from .spectra import _sorted, jacobian
+
+
+def _newton(model, I, x, iterations):
+    """`iterations` Newton steps on $F(x) - x = 0$; the state and its residual."""
+
+    def step(_, x):
+        residual = model.drive(x, I) - x
+        J = jax.jacfwd(lambda x_: model.drive(x_, I))(x) - jnp.eye(x.shape[0])
+        dx = jnp.linalg.solve(J, residual)
+        return jnp.where(jnp.all(jnp.isfinite(dx)), x - dx, x)
+
+    x = jax.lax.fori_loop(0, iterations, step, x)
+    return x, jnp.max(jnp.abs(model.drive(x, I) - x))
+
+
+def _spectrum_at(model, I, x):
+    return _sorted(jnp.linalg.eigvals(jacobian(model, x, I)))
+
+
+@eqx.filter_jit
+def _track(models, I, x_start, iterations):
+    arrays, static = eqx.partition(models, eqx.is_array)
+
+    def one(x_prev, model_arrays):
+        model = eqx.combine(model_arrays, static)
+        x, residual = jax.vmap(lambda i, x_: _newton(model, i, x_, iterations))(
+            I, x_prev
+        )
+        spectra = jax.vmap(lambda i, x_: _spectrum_at(model, i, x_))(I, x)
+        ok = residual < 100 * jnp.sqrt(jnp.finfo(residual.dtype).eps)
+        # A lost branch is not followed further: restart from the last good state.
+        carry = jnp.where(ok[:, None], x, x_prev)
+        return carry, (x, residual, spectra)
+
+    _, out = jax.lax.scan(one, x_start, arrays)
+    return out
+
+
+@eqx.filter_jit
+def _relax_all(model, I, x0, relaxation):
+    return jax.vmap(lambda i, x: relax_one(model, i, x, relaxation).x)(I, x0)
+
+
+@dataclasses.dataclass(frozen=True)
+class StabilityLoss:
+    """The first loss of stability along learning.
+
+    - `index`: the snapshot index $k$ where it is first seen.
+    - `step`: the update (or time) of that snapshot.
+    - `crossing`: where $\\mathrm{Re}\\,\\lambda_1$ crosses zero, interpolated
+      linearly between snapshots $k-1$ and $k$ (`step` if the branch was lost).
+    - `pattern`: the pattern whose fixed point lost stability (the first, if several).
+    - `kind`: `"saddle-node"` (a real eigenvalue crossed), `"Hopf"` (a complex pair)
+      or `"fold"` (the fixed point vanished without a measured crossing).
+    - `eigenvalue`: the leading eigenvalue at `index` (or the last one measured).
+    """
+
+    index: int
+    step: float
+    crossing: float
+    pattern: int
+    kind: str
+    eigenvalue: complex
+
+
+class StabilityTrace(eqx.Module):
+    r"""Fixed points and spectra of every pattern along a learning run.
+
+    - `steps`: $(K,)$ update numbers or times of the snapshots.
+    - `x`: $(K, P, N)$ the tracked fixed points.
+    - `residual`: $(K, P)$, $\|F(x) - x\|_\infty$ (large where a branch was lost).
+    - `spectra`: $(K, P, N)$ eigenvalues of $L$, leading first.
+    - `loss`: the first [`neurodyn.StabilityLoss`][], or None if every tracked fixed
+      point stayed stable.
+    """
+
+    steps: Real[Array, " k"]
+    x: Float[Array, "k p n"]
+    residual: Float[Array, "k p"]
+    spectra: Complex[Array, "k p n"]
+    loss: StabilityLoss | None = eqx.field(static=True)
+
+    @property
+    def leading(self) -> Complex[Array, "k p"]:
+        r"""$\lambda_1$, the eigenvalue of largest real part, per snapshot and
+        pattern."""
+        return self.spectra[..., 0]
+
+    @property
+    def tracked(self) -> Bool[Array, "k p"]:
+        r"""Where Newton found the fixed point: a residual below
+        $100\sqrt{\epsilon}$ of the floating-point type."""
+        bound = 100 * float(jnp.finfo(self.residual.dtype).eps) ** 0.5
+        return jnp.isfinite(self.residual) & (self.residual < bound)
+
+
+def first_stability_loss(
+    steps: ArrayLike,
+    leading: Complex[ArrayLike, "k p"],
+    tracked: Bool[ArrayLike, "k p"] | None = None,
+    *,
+    tol: float = 0.0,
+    imag_tol: float = 1e-8,
+) -> StabilityLoss | None:
+    r"""The first snapshot where some pattern has $\mathrm{Re}\,\lambda_1 > $ `tol` or
+    lost its fixed point (`tracked` False), classified by the imaginary part of the
+    crossing eigenvalue: $|\mathrm{Im}\,\lambda_1| >$ `imag_tol` is a Hopf
+    bifurcation, otherwise a saddle-node."""
+    steps = np.asarray(steps, dtype=float)
+    leading = np.atleast_2d(np.asarray(leading))
+    if leading.ndim != 2 or leading.shape[0] != steps.shape[0]:
+        raise ValueError(
+            f"`leading` must be (K, P) with K = len(steps) = {steps.shape[0]}, got "
+            f"{leading.shape}."
+        )
+    tracked = (
+        np.ones(leading.shape, bool) if tracked is None else np.asarray(tracked, bool)
+    )
+    unstable = (leading.real > tol) | ~tracked
+    hits = np.argwhere(unstable)
+    if hits.size == 0:
+        return None
+    k, p = (int(v) for v in hits[0])
+    if tracked[k, p]:
+        value = complex(leading[k, p])
+        kind = "Hopf" if abs(value.imag) > imag_tol else "saddle-node"
+    elif k > 0:
+        value = complex(leading[k - 1, p])
+        kind = "fold" if abs(value.imag) <= imag_tol else "Hopf"
+    else:
+        value, kind = complex("nan"), "fold"
+    crossing = steps[k]
+    if k > 0 and tracked[k, p]:
+        before, after = leading[k - 1, p].real, leading[k, p].real
+        if after != before:
+            fraction = (tol - before) / (after - before)
+            crossing = steps[k - 1] + fraction * (steps[k] - steps[k - 1])
+    return StabilityLoss(k, float(steps[k]), float(crossing), p, kind, value)
+
+
+def _stacked(source, steps):
+    """`(models, steps)` from a History, an AnalogRun or a stacked model."""
+    snapshots = getattr(source, "snapshots", None)
+    if hasattr(source, "snapshot_steps"):
+        if snapshots is None:
+            raise ValueError(
+                "`source` is a History without snapshots; train with "
+                "`snapshot_every=...`."
+            )
+        return snapshots, np.asarray(source.snapshot_steps)
+    if hasattr(source, "ts") and hasattr(source, "model"):
+        return source.model, np.asarray(source.ts)
+    if not isinstance(source, AbstractNetwork):
+        raise ValueError(
+            "`source` must be a `History` (with snapshots), an `AnalogRun` or a model "
+            f"whose arrays carry a leading axis, got {type(source).__name__}."
+        )
+    k = jax.tree.leaves(eqx.filter(source, eqx.is_array))[0].shape[0]
+    steps = np.arange(k) if steps is None else np.asarray(steps)
+    if steps.shape != (k,):
+        raise ValueError(f"`steps` must have shape ({k},), got {steps.shape}.")
+    return source, steps
+
+
+def stability_along(
+    source: PyTree,
+    I: ArrayLike,
+    *,
+    steps: ArrayLike | None = None,
+    x0: ArrayLike | None = None,
+    newton_iterations: int = 30,
+    tol: float = 0.0,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+) -> StabilityTrace:
+    r"""Track every pattern's fixed point and its spectrum along a learning run.
+
+    **Arguments:**
+
+    - `source`: a [`neurodyn.History`][] with snapshots (`nd.train(...,
+        snapshot_every=...)`), a [`neurodyn.AnalogRun`][] (its `model` carries a
+        leading time axis) or a model whose every array has a leading axis $K$.
+    - `I`: the sources, $(N,)$ or $(P, N)$.
+
+    **Other arguments:**
+
+    - `steps`: labels of the $K$ models when `source` is a stacked model.
+    - `x0`: where the first model is relaxed from (default 0.5).
+    - `newton_iterations`: Newton steps per snapshot.
+    - `tol`: stability is lost where $\mathrm{Re}\,\lambda_1 >$ `tol`.
+    - `rtol`, `atol`: tolerances of the first relaxation.
+
+    **Returns:** a [`neurodyn.StabilityTrace`][]; its `loss` is the first
+    [`neurodyn.StabilityLoss`][] or None.
+    """
+    models, steps = _stacked(source, steps)
+    first = jax.tree.map(lambda a: a[0] if eqx.is_array(a) else a, models)
+    I = jnp.atleast_2d(as_patterns("I", I, first.n_units))
+    relaxation = ode_relaxation(None, rtol, atol, None, 65_536)
+    x_start = _relax_all(first, I, initial_state(first, I, x0), relaxation)
+    x, residual, spectra = _track(models, I, x_start, newton_iterations)
+    trace = StabilityTrace(jnp.asarray(steps), x, residual, spectra, None)
+    loss = first_stability_loss(steps, trace.leading, trace.tracked, tol=tol)
+    return StabilityTrace(trace.steps, x, residual, spectra, loss)
+
+
+class StabilityMonitor:
+    r"""Watch the fixed points during [`neurodyn.train`][] and act when one loses
+    stability; pass it as `callback=`.
+
+    After every update it tracks each pattern's fixed point by Newton's method from
+    the previous one and records the leading eigenvalue $\lambda_1$ of
+    $(-1 + \partial F/\partial x)/\tau$. At the first model where some
+    $\mathrm{Re}\,\lambda_1 > $ `tol` (or a fixed point vanishes) it does what
+    `on_loss` says:
+
+    - `"stop"`: end training there (the returned model is the first unstable one);
+    - `"warn"`: emit a `RuntimeWarning` once and go on;
+    - `"continue"`: only record it.
+
+    After the run, `monitor.trace()` gives a [`neurodyn.StabilityTrace`][] and
+    `monitor.loss` the [`neurodyn.StabilityLoss`][] (or None).
+
+    !!! note
+        An unstable fixed point cannot be reached by relaxation, so with `"warn"` or
+        `"continue"` the next update usually fails with the non-convergence error.
+    """
+
+    def __init__(
+        self,
+        I: ArrayLike,
+        *,
+        on_loss: str = "stop",  # "stop" | "warn" | "continue", checked below
+        x0: ArrayLike | None = None,
+        tol: float = 0.0,
+        newton_iterations: int = 30,
+    ):
+        if on_loss not in ("stop", "warn", "continue"):
+            raise ValueError(
+                f"`on_loss` must be 'stop', 'warn' or 'continue', got {on_loss!r}."
+            )
+        self.I = jnp.atleast_2d(jnp.asarray(I))
+        self.on_loss = on_loss
+        self.x0 = x0
+        self.tol = tol
+        self.newton_iterations = newton_iterations
+        self.steps: list[int] = []
+        self.states: list = []
+        self.residuals: list = []
+        self.spectra: list = []
+        self.loss: StabilityLoss | None = None
+
+    def __call__(self, step: int, model: AbstractNetwork) -> bool:
+        I = as_patterns("I", self.I, model.n_units)
+        if not self.states:
+            relaxation = ode_relaxation(None, 1e-8, 1e-10, None, 65_536)
+            x_prev = _relax_all(model, I, initial_state(model, I, self.x0), relaxation)
+        else:
+            x_prev = self.states[-1]
+        stacked = jax.tree.map(lambda a: a[None] if eqx.is_array(a) else a, model)
+        x, residual, spectra = _track(stacked, I, x_prev, self.newton_iterations)
+        self.steps.append(step)
+        self.states.append(x[0])
+        self.residuals.append(residual[0])
+        self.spectra.append(spectra[0])
+        if self.loss is not None:
+            return False
+        trace = self.trace()
+        self.loss = first_stability_loss(
+            trace.steps, trace.leading, trace.tracked, tol=self.tol
+        )
+        if self.loss is None:
+            return False
+        if self.on_loss == "warn":
+            warnings.warn(
+                f"A fixed point lost stability at update {step} (pattern "
+                f"{self.loss.pattern}, {self.loss.kind}, leading eigenvalue "
+                f"{self.loss.eigenvalue:.4g}).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return self.on_loss == "stop"
+
+    def trace(self) -> StabilityTrace:
+        """What was recorded so far, as a [`neurodyn.StabilityTrace`][]."""
+        return StabilityTrace(
+            jnp.asarray(self.steps),
+            jnp.stack(self.states),
+            jnp.stack(self.residuals),
+            jnp.stack(self.spectra),
+            self.loss,
+        )

@@ -1,0 +1,276 @@
+"""Spectra, stability along learning, Hessians and Naumov's matrix forms (float64)."""
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import neurodyn as nd
+from neurodyn._analysis import naumov
+from neurodyn.cli import main
+
+from .helpers import NETWORK_CLASSES, random_network, random_patterns, relative_error
+
+
+TIGHT_RELAX = dict(rtol=1e-11, atol=1e-13)
+
+
+@pytest.fixture(scope="module", params=NETWORK_CLASSES, ids=lambda c: c.__name__)
+def relaxed(request):
+    net = random_network(request.param, scale=1.5, activation=nd.tanh)
+    I, T = random_patterns()
+    return net, I, T, nd.relax(net, I, throw=True, **TIGHT_RELAX)
+
+
+def explicit_jacobian(net, x, I):
+    """(-1 + diag(g'(u)) W)/tau written out by hand, u the net input."""
+    W = np.where(net.connectivity, net.weights, 0.0)
+    u = W @ x
+    if isinstance(net, nd.RateNetwork):
+        u = u + np.where(net.input_units, I, 0.0)
+    gain = np.asarray(net.activation.derivative(jnp.asarray(u)))
+    return (-np.eye(len(x)) + gain[:, None] * W) / net.tau
+
+
+def test_spectra_are_numpys_eigenvalues_of_the_explicit_jacobian(relaxed):
+    net, I, _, fp = relaxed
+    forward = np.asarray(nd.spectrum(net, fp, I))
+    adjoint = np.asarray(nd.adjoint_spectrum(net, fp, I))
+    assert forward.shape == adjoint.shape == I.shape
+    for p in range(I.shape[0]):
+        L = explicit_jacobian(net, np.asarray(fp.x[p]), np.asarray(I[p]))
+        assert np.allclose(nd.linearisation(net, fp, I)[p], L, rtol=0, atol=1e-12)
+        reference = np.linalg.eigvals(L)
+        assert nd.spectral_distance(forward[p], reference) <= 1e-8
+        assert nd.spectral_distance(adjoint[p], np.linalg.eigvals(L.T)) <= 1e-8
+        assert np.all(np.diff(forward[p].real) <= 0)  # leading first
+    assert nd.almeida_check(net, fp, I) <= 1e-10
+    assert np.all(forward.real < 0)  # relaxation found stable fixed points
+    one = nd.spectrum(net, fp.x[1], I[1])  # single pattern, from the state itself
+    assert np.allclose(one, forward[1], atol=1e-12)
+
+
+def test_spectrum_argument_errors(relaxed):
+    net, I, _, fp = relaxed
+    with pytest.raises(ValueError, match="`fp` has 3 patterns but `I` has 2"):
+        nd.spectrum(net, fp, I[:2])
+    with pytest.raises(ValueError, match="`I` holds 3 patterns"):
+        nd.spectrum(net, fp.x[0], I)
+    with pytest.raises(ValueError, match="`fp` must have shape"):
+        nd.spectrum(net, jnp.zeros(4), I[0])
+
+
+@pytest.fixture(scope="module")
+def curvature():
+    net = random_network(nd.FirstOrderNetwork, n=5, scale=1.5)
+    I, T = random_patterns(n=5, p=2)
+    return net, I, T, np.asarray(nd.hessian(net, I, T, **TIGHT_RELAX))
+
+
+def test_hessian_matches_finite_differences_of_the_gradient(curvature):
+    net, I, T, H = curvature
+    n2 = net.weights.size
+    assert H.shape == net.weights.shape * 2
+
+    def grad(w):
+        model = eqx.tree_at(lambda m: m.weights, net, w)
+        _, g = nd.value_and_grad(model, I, T, method=nd.ImplicitDiff(), **TIGHT_RELAX)
+        return np.asarray(g.weights).ravel()
+
+    eps, w = 1e-5, net.weights
+    columns = []
+    for k in range(n2):
+        e = jnp.zeros(n2).at[k].set(eps).reshape(w.shape)
+        columns.append((grad(w + e) - grad(w - e)) / (2 * eps))
+    H_fd = np.stack(columns, axis=1)
+    assert relative_error(H.reshape(n2, n2), H_fd) <= 1e-5
+    assert np.allclose(H.reshape(n2, n2), H.reshape(n2, n2).T, atol=1e-12)
+    absent = ~np.asarray(net.connectivity)
+    assert np.all(H[absent] == 0) and np.all(H[..., absent] == 0)
+
+
+def test_hessian_vector_product_is_dense_h_times_v(curvature):
+    net, I, T, H = curvature
+    v = np.random.default_rng(3).normal(size=net.weights.shape)
+    Hv = nd.hessian_vector_product(net, I, T, v, **TIGHT_RELAX)
+    n2 = net.weights.size
+    assert relative_error(Hv, (H.reshape(n2, n2) @ v.ravel()).reshape(v.shape)) <= 1e-10
+    eigenvalues = np.asarray(nd.hessian_eigenvalues(H))
+    assert np.allclose(eigenvalues, np.linalg.eigvalsh(H.reshape(n2, n2)), atol=1e-12)
+    with pytest.raises(ValueError, match="`v` must have the shape of the weights"):
+        nd.hessian_vector_product(net, I, T, v[:2])
+
+
+def feedforward_problem():
+    rng = np.random.default_rng(0)
+    sizes = [4, 5, 3, 2]
+    weights = [jnp.asarray(rng.normal(size=(b, a))) for a, b in zip(sizes, sizes[1:])]
+    biases = [jnp.asarray(rng.normal(size=b)) for b in sizes[1:]]
+    return weights, biases, jnp.asarray(rng.normal(size=4)), jnp.asarray([0.3, -0.5])
+
+
+@pytest.mark.parametrize("activation", [nd.tanh, nd.logistic], ids=lambda a: a.name)
+def test_naumov_feedforward_forms_match_autodiff(activation):
+    weights, biases, x, target = feedforward_problem()
+
+    def E(ws):
+        _, zs = naumov.feedforward(ws, biases, x, activation)
+        return 0.5 * jnp.sum((target - zs[-1]) ** 2)
+
+    grads, hessians = jax.jit(jax.grad(E))(weights), jax.jit(jax.hessian(E))(weights)
+
+    @jax.jit
+    def matrix_forms(ws):
+        args = (ws, biases, x, target, activation)
+        return (
+            naumov.feedforward_gradients(*args),
+            naumov.feedforward_hessians(*args),
+            naumov.feedforward_hessian_factors(*args),
+        )
+
+    forms, blocks, factors = matrix_forms(weights)
+    for k, W in enumerate(weights):
+        size = W.size
+        assert np.allclose(forms[k], grads[k], rtol=0, atol=1e-14)
+        assert np.linalg.matrix_rank(np.asarray(forms[k])) == 1
+        assert np.allclose(blocks[k], hessians[k][k].reshape(size, size), atol=1e-14)
+        # lambda(A (x) z z^T) = {0 with multiplicity (n-1)m, |z|^2 lambda(A)}
+        A, z = factors[k]
+        identity = naumov.kronecker_eigenvalues(A, z)
+        assert np.allclose(identity, np.linalg.eigvalsh(blocks[k]), atol=1e-13)
+        assert np.sum(np.abs(identity) < 1e-15) >= (W.shape[1] - 1) * W.shape[0]
+
+
+def test_naumov_bptt_forms_match_autodiff():
+    rng = np.random.default_rng(1)
+    m, n, t = 3, 4, 5
+    W, U = (
+        jnp.asarray(rng.normal(size=(m, n))),
+        jnp.asarray(0.7 * rng.normal(size=(m, m))),
+    )
+    b, xs = jnp.asarray(rng.normal(size=m)), jnp.asarray(rng.normal(size=(t, n)))
+    target = jnp.asarray(rng.uniform(size=m))
+    act = nd.tanh
+
+    def E(W, U, b):
+        _, zs = naumov.rnn_forward(W, U, b, xs, act)
+        return 0.5 * jnp.sum((target - zs[-1]) ** 2)
+
+    for auto, form in zip(
+        jax.jit(jax.grad(E, argnums=(0, 1, 2)))(W, U, b),
+        jax.jit(naumov.bptt_gradients, static_argnums=5)(W, U, b, xs, target, act),
+    ):
+        assert np.allclose(form, auto, rtol=0, atol=1e-14)
+    H = jax.jit(jax.hessian(E))(W, U, b).reshape(m * n, m * n)
+
+    def forms(intermediate_curvature):
+        return jax.jit(
+            lambda W, U, b: naumov.bptt_hessian(
+                W, U, b, xs, target, act, intermediate_curvature=intermediate_curvature
+            )
+        )(W, U, b)
+
+    assert np.allclose(forms(True), H, atol=1e-13)
+    # Eq 77 as printed drops the curvature of the earlier steps: not exact for tanh.
+    printed = forms(False)
+    assert relative_error(printed, H) > 1e-3
+    # The s = zeta = t term alone obeys the eigenvalue identity (Naumov eq 105).
+    M = naumov.bptt_hessian_blocks(W, U, b, xs, target, act)[t - 1, t - 1]
+    B = jnp.kron(M, jnp.outer(xs[-1], xs[-1]))
+    assert np.allclose(
+        naumov.kronecker_eigenvalues(M, xs[-1]), np.linalg.eigvalsh(B), atol=1e-13
+    )
+
+
+def linear_path(weights_along):
+    """A stacked linear rate network, one model per weight matrix."""
+    models = [nd.RateNetwork(w, activation="identity") for w in weights_along]
+    return jax.tree.map(lambda *a: jnp.stack(a), *models)
+
+
+def test_saddle_node_crossing_found_where_the_weight_passes_one():
+    """x* = I / (1 - w): the eigenvalue -1 + w crosses 0 at w = 1, i.e. between
+    snapshots 6 and 7 of w_k = 0.4 + 0.09 k (crossing at k = 6 2/3)."""
+    ws = 0.4 + 0.09 * np.arange(10)
+    trace = nd.stability_along(linear_path(ws[:, None, None]), jnp.ones(1))
+    assert np.allclose(trace.leading[:, 0].real, -1 + ws, atol=1e-12)
+    assert np.allclose(trace.x[:, 0, 0], 1 / (1 - ws), rtol=1e-10)  # unstable too
+    loss = trace.loss
+    assert (loss.index, loss.pattern, loss.kind) == (7, 0, "saddle-node")
+    assert loss.crossing == pytest.approx(6 + 2 / 3, abs=1e-9)
+
+
+def test_hopf_crossing_of_a_rotating_pair():
+    """W = a 1 + b R (R a quarter turn): eigenvalues -1 + a +- i b cross at a = 1
+    with a nonzero frequency b."""
+    R = np.array([[0.0, -1.0], [1.0, 0.0]])
+    a = np.linspace(0.5, 1.3, 9)  # a = 1.0 at k = 5, > 1 from k = 6
+    trace = nd.stability_along(
+        linear_path(a[:, None, None] * np.eye(2) + 0.4 * R), jnp.ones((3, 2))
+    )
+    assert np.allclose(trace.leading.real, (-1 + a)[:, None], atol=1e-12)
+    assert np.allclose(np.abs(trace.leading.imag), 0.4, atol=1e-12)
+    assert trace.loss.kind == "Hopf" and trace.loss.index == 6
+    assert trace.loss.crossing == pytest.approx(5.0, abs=1e-9)
+    stable = nd.stability_along(linear_path(a[:5, None, None] * np.eye(2)), jnp.ones(2))
+    assert stable.loss is None
+
+
+def test_monitor_stops_training_at_the_loss():
+    """One linear unit learning T = 3 I: SGD with eta = 0.5 jumps from w = 0.2 over
+    the boundary w = 1 in the first update (w = 1.5671875)."""
+    net = nd.RateNetwork(np.array([[0.2]]), activation="identity")
+    I, T = np.ones((1, 1)), 3 * np.ones((1, 1))
+    monitor = nd.StabilityMonitor(I)
+    result = nd.train(
+        net,
+        I,
+        T,
+        optimizer=optax.sgd(0.5),
+        steps=20,
+        callback=monitor,
+        snapshot_every=1,
+        **TIGHT_RELAX,
+    )
+    after = nd.stability_along(result.history, I)  # the same, from the snapshots
+    assert np.asarray(after.steps).tolist() == [0, 1] and after.loss == monitor.loss
+    assert result.history.E_total.shape == (2,) and np.isnan(result.history.E_total[1])
+    assert float(result.model.weights[0, 0]) == pytest.approx(1.5671875, rel=1e-9)
+    assert monitor.loss.index == 1 and monitor.loss.kind == "saddle-node"
+    assert monitor.trace().leading.real[:, 0] == pytest.approx([-0.8, 0.5671875])
+    with pytest.warns(RuntimeWarning, match="lost stability at update 1"):
+        warn = nd.StabilityMonitor(I, on_loss="warn")
+        warn(0, net)
+        warn(1, eqx.tree_at(lambda m: m.weights, net, jnp.full((1, 1), 1.5)))
+    no_snapshots = eqx.tree_at(lambda h: h.snapshots, result.history, None)
+    with pytest.raises(ValueError, match="History without snapshots"):
+        nd.stability_along(no_snapshots, I)
+    with pytest.raises(ValueError, match="`on_loss` must be"):
+        nd.StabilityMonitor(I, on_loss="halt")
+
+
+@pytest.fixture(scope="module")
+def stability_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "stability"
+    assert main(["demo", "stability", "--out", str(out), "--small"]) == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_stability_demo_run_folder(stability_run):
+    out, metrics = stability_run
+    runs = metrics["runs"]
+    assert any(r["lost_at_update"] is None for r in runs.values())
+    lost = [r for r in runs.values() if r["lost_at_update"] is not None]
+    assert lost and all(r["leading_end"][0] > 0 for r in lost)
+    assert all(r["leading_start"][0] < 0 for r in runs.values())
+    params, data = np.load(out / "params.npz"), np.load(out / "data.npz")
+    W, X, Y = params["weights"], data["I"], data["T"]
+    leading = np.max(np.linalg.eigvals(W - np.eye(W.shape[0])).real)
+    assert leading == pytest.approx(metrics["leading_eigenvalue_end"][0], abs=1e-8)
+    assert X.shape == Y.shape
+    for name in ("leading_eigenvalue.png", "spectra.png"):
+        assert (out / name).stat().st_size > 10_000
