@@ -12,6 +12,26 @@ from ._activations import (
     softplus as softplus,
     tanh as tanh,
 )
+from ._analysis.hessian import (
+    hessian as hessian,
+    hessian_along as hessian_along,
+    hessian_eigenvalues as hessian_eigenvalues,
+    hessian_vector_product as hessian_vector_product,
+)
+from ._analysis.spectra import (
+    adjoint_spectrum as adjoint_spectrum,
+    almeida_check as almeida_check,
+    linearisation as linearisation,
+    spectral_distance as spectral_distance,
+    spectrum as spectrum,
+)
+from ._analysis.stability import (
+    StabilityLoss as StabilityLoss,
+    StabilityMonitor as StabilityMonitor,
+    StabilityTrace as StabilityTrace,
+    first_stability_loss as first_stability_loss,
+    stability_along as stability_along,
+)
 from ._dynamics import (
     adjoint_field as adjoint_field,
     forward_field as forward_field,
@@ -36,16 +56,35 @@ from ._learning.modes import (
     Deterministic as Deterministic,
     Stochastic as Stochastic,
 )
+from ._learning.rules import (
+    DW1 as DW1,
+    DW2 as DW2,
+    DW3 as DW3,
+    AbstractLearningRule as AbstractLearningRule,
+    rule_direction as rule_direction,
+)
 from ._learning.train import (
     History as History,
     TrainResult as TrainResult,
     train as train,
 )
 from ._models.base import AbstractNetwork as AbstractNetwork
+from ._models.cam import (
+    Clamped as Clamped,
+    ContentAddressableMemory as ContentAddressableMemory,
+)
 from ._models.first_order import (
     AbstractFirstOrderNetwork as AbstractFirstOrderNetwork,
     FirstOrderNetwork as FirstOrderNetwork,
     RateNetwork as RateNetwork,
+)
+from ._models.higher_order import HigherOrderNetwork as HigherOrderNetwork
+from ._recall import (
+    Recall as Recall,
+    cue_state as cue_state,
+    memory_start as memory_start,
+    nearest_memory as nearest_memory,
+    recall as recall,
 )
 from ._relax import (
     FixedPoint as FixedPoint,

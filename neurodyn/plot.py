@@ -92,3 +92,169 @@ def outputs_vs_targets(
     ax.set_title(title)
     ax.legend(fontsize="small")
     return ax
+
+
+def master_slave_curves(
+    ax: Axes,
+    curves: dict,
+    *,
+    threshold: float | None = None,
+    xlabel: str = "updates",
+    title: str = "",
+) -> Axes:
+    r"""$E_{\mathrm{total}}$ of a content-addressable memory's master and slave on a
+    log scale: `curves` maps a method label to `(E_master, E_slave)` (each `(S+1,)`,
+    against the number of updates). One colour per method; the master solid, the
+    slave dashed and drawn as steps, since it jumps when a start state crosses a
+    basin boundary. Earlier methods are drawn wider and paler, so curves that
+    coincide stay visible. `threshold` adds a dotted horizontal line."""
+    colors = plt.cm.tab10(np.arange(len(curves)))
+    last = max(len(curves) - 1, 1)
+    for k, (color, (label, (master, slave))) in enumerate(zip(colors, curves.items())):
+        master, slave = np.asarray(master), np.asarray(slave)
+        style = dict(color=color, lw=1.4 + 3.0 * (last - k) / last)
+        style["alpha"] = 0.45 if k < len(curves) - 1 else 1.0
+        ax.semilogy(np.maximum(master, 1e-16), label=f"master, {label}", **style)
+        ax.semilogy(
+            np.maximum(slave, 1e-16),
+            ls="--",
+            drawstyle="steps-post",
+            label=f"slave, {label}",
+            **style,
+        )
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", ls=":", lw=1)
+        ax.annotate(
+            f"$E$ = {threshold:g}",
+            (1, threshold),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, 3),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            color="grey",
+            fontsize="small",
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("$E_{\\mathrm{total}}$")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def outcome_rates(
+    ax: Axes,
+    xs,
+    rates: dict,
+    *,
+    xlabel: str,
+    ylabel: str = "fraction of cues",
+    title: str = "",
+) -> Axes:
+    """Fractions (in [0, 1]) against a swept quantity, one marked line per outcome;
+    `rates` maps an outcome label to a `(len(xs),)` array."""
+    for label, values in rates.items():
+        ax.plot(np.asarray(xs), np.asarray(values), marker="o", ms=4, label=label)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def spectra_complex_plane(
+    ax: Axes,
+    forward,
+    adjoint=None,
+    *,
+    tau: float = 1.0,
+    title: str = "",
+) -> Axes:
+    r"""Eigenvalues of the forward linearisation (filled dots) and, overlaid, of the
+    adjoint one (open rings) in the complex plane, with the stability line
+    $\mathrm{Re}\,\lambda = 0$ and the reference $-1/\tau$ (where every eigenvalue
+    of a network without recurrence sits). Arrays of any shape are flattened."""
+    forward = np.ravel(np.asarray(forward))
+    ax.axvline(0, color="crimson", lw=1.2, label="stability line Re $\\lambda$ = 0")
+    ax.axvline(-1 / tau, color="grey", ls=":", lw=0.8)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.scatter(forward.real, forward.imag, s=22, color="tab:blue", label="forward")
+    if adjoint is not None:
+        adjoint = np.ravel(np.asarray(adjoint))
+        ax.scatter(
+            adjoint.real,
+            adjoint.imag,
+            s=80,
+            facecolors="none",
+            edgecolors="tab:orange",
+            lw=1.3,
+            label="adjoint",
+        )
+    ax.set_xlabel("Re $\\lambda$")
+    ax.set_ylabel("Im $\\lambda$")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return ax
+
+
+def leading_eigenvalue_along(
+    ax: Axes,
+    curves: dict,
+    *,
+    losses: dict | None = None,
+    xlabel: str = "updates",
+    title: str = "",
+) -> Axes:
+    r"""$\max \mathrm{Re}\,\lambda_1$ over patterns against updates (or time):
+    `curves` maps a label to `(steps, leading)` with `leading` real `(K,)` or complex
+    `(K, P)`. `losses` maps a label to the step where stability was lost (or None),
+    marked with a cross on its curve. The stability line is drawn at 0."""
+    ax.axhline(0, color="crimson", lw=1.2, label="stability line")
+    losses = losses or {}
+    for label, (steps, leading) in curves.items():
+        leading = np.asarray(leading)
+        values = leading.real.max(axis=-1) if leading.ndim == 2 else leading.real
+        (line,) = ax.plot(np.asarray(steps), values, marker=".", ms=4, label=label)
+        lost = losses.get(label)
+        if lost is not None:
+            at = int(np.argmin(np.abs(np.asarray(steps) - lost)))
+            ax.plot(steps[at], values[at], "x", ms=11, mew=2.5, color=line.get_color())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("max Re $\\lambda_1$ (over patterns)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def hessian_spectrum_along(
+    ax: Axes,
+    steps,
+    eigenvalues,
+    *,
+    xlabel: str = "updates",
+    title: str = "",
+) -> Axes:
+    """Every Hessian eigenvalue (`eigenvalues` is `(K, M)`) against updates, the
+    largest and smallest joined by lines. The axis turns symmetric-log when the
+    magnitudes span more than three decades, so that small, zero and negative
+    curvatures all show."""
+    steps, eigenvalues = np.asarray(steps), np.asarray(eigenvalues)
+    for j in range(eigenvalues.shape[1]):
+        ax.plot(steps, eigenvalues[:, j], "o", ms=3.5, color="tab:blue", alpha=0.6)
+    ax.plot(steps, eigenvalues.max(axis=1), color="tab:green", label="largest")
+    ax.plot(steps, eigenvalues.min(axis=1), color="tab:purple", label="smallest")
+    magnitudes = np.abs(eigenvalues[np.abs(eigenvalues) > 0])
+    if magnitudes.size and magnitudes.max() > 1e3 * magnitudes.min():
+        ax.set_yscale("symlog", linthresh=1e-3 * float(magnitudes.max()))
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("eigenvalues of $\\partial^2 E/\\partial W^2$")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax

@@ -1,11 +1,25 @@
 """The paper experiments, each a function `run(out, *, small=False) -> metrics`
 that fills the run folder `out` (see `neurodyn demo --list`)."""
 
-from . import analog_xor, first_order, xor
+from . import (
+    analog_xor,
+    cam_figure1,
+    first_order,
+    higher_order_parity,
+    stability,
+    xor,
+    zhu_rosenbaum_digits,
+    zhu_rosenbaum_regression,
+)
 
 
 DEMOS = {
     "xor": xor.run,
     "analog-xor": analog_xor.run,
     "first-order": first_order.run,
+    "cam-figure1": cam_figure1.run,
+    "higher-order-parity": higher_order_parity.run,
+    "stability": stability.run,
+    "zhu-rosenbaum-regression": zhu_rosenbaum_regression.run,
+    "zhu-rosenbaum-digits": zhu_rosenbaum_digits.run,
 }

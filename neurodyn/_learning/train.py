@@ -3,6 +3,7 @@ patterns (Pineda eqs 13, 19, 20)."""
 
 import pathlib
 import sys
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -19,6 +20,7 @@ from .._relax import check_converged, initial_state, ode_relaxation
 from .._validation import as_patterns, check_same_batch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .modes import AbstractPatternMode, as_mode
+from .rules import AbstractLearningRule, rule_gradients
 
 
 def stack_models(models: list[PyTree]) -> PyTree:
@@ -54,7 +56,7 @@ class TrainResult(eqx.Module):
 
 @eqx.filter_jit
 def _update(
-    params, opt_state, x0, key, static, I, T, mode, method, relaxation, optimizer
+    params, opt_state, x0, key, static, I, T, mode, method, relaxation, optimizer, rule
 ):
     num_patterns = I.shape[0]
     coefficients = mode.pattern_weights(key, num_patterns)
@@ -69,10 +71,22 @@ def _update(
         params
     )
     errors, grads = check_converged(fp, (errors, grads))
+    if rule is not None:  # a Zhu & Rosenbaum rule replaces the Euclidean gradient
+        model = eqx.combine(params, static)
+        grads = rule_gradients(rule, model, grads, fp, I, T, coefficients)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = eqx.apply_updates(params, updates)
     last_presented = num_patterns - 1 - jnp.argmax(coefficients[::-1] > 0)
     return params, opt_state, errors, coefficients, fp.x[last_presented]
+
+
+@eqx.filter_jit
+def _errors_or_nan(params, static, I, T, x0, method, relaxation):
+    """Per-pattern errors, NaN where the relaxation did not settle."""
+    errors, fp = pattern_errors(
+        eqx.combine(params, static), I, T, x0, method, relaxation
+    )
+    return jnp.where(fp.converged, errors, jnp.nan)
 
 
 @eqx.filter_jit
@@ -105,6 +119,8 @@ def train(
     atol: float = 1e-8,
     t_max: float | None = None,
     max_steps: int = 65_536,
+    callback: Callable[[int, AbstractNetwork], bool | None] | None = None,
+    rule: AbstractLearningRule | None = None,
 ) -> TrainResult:
     r"""Learn fixed points by repeated relaxation and gradient steps.
 
@@ -139,6 +155,14 @@ def train(
         from the checkpoint to exactly the result of an uninterrupted run.
     - `progress`: show a progress bar; default only on a terminal.
     - `solver`, `rtol`, `atol`, `t_max`, `max_steps`: as for [`neurodyn.relax`][].
+    - `callback`: called as `callback(k, model)` with the model after $k$ updates,
+        for $k = 0, 1, \dots$; returning True stops the run there (the history ends
+        at $k$, with NaN errors for patterns that no longer relax). E.g. a
+        [`neurodyn.StabilityMonitor`][].
+    - `rule`: feed the optimizer a Zhu & Rosenbaum rule's direction instead of the
+        Euclidean gradient ([`neurodyn.DW1`][], [`neurodyn.DW2`][],
+        [`neurodyn.DW3`][]; for an [`neurodyn.RateNetwork`][]); with
+        `optax.sgd(eta)` (and `DW2(eta)`) each update is the rule's $\Delta W$.
 
     **Returns:** a [`neurodyn.TrainResult`][] with the trained `model` and `history`.
 
@@ -167,6 +191,7 @@ def train(
     history = {"E_patterns": [], "presented": []}
     snapshots = {}
     first = 0
+    stopped = None  # the update at which `callback` ended the run
     folder = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
     if resume:
         if folder is None:
@@ -190,6 +215,9 @@ def train(
             task = bar.add_task("training", total=steps, completed=first)
             for k in range(first, steps):
                 params, opt_state, carry = state
+                if callback is not None and callback(k, eqx.combine(params, static)):
+                    stopped = k
+                    break
                 if snapshot_every is not None and k % snapshot_every == 0:
                     snapshots[k] = params
                 x_start = (
@@ -207,6 +235,7 @@ def train(
                     method,
                     relaxation,
                     optimizer,
+                    rule,
                 )
                 state = (*new_state, carry)
                 history["E_patterns"].append(errors)
@@ -218,13 +247,20 @@ def train(
         checkpoint(len(history["presented"]))
         raise
 
-    if first < steps:
-        checkpoint(steps)
     params, _, carry = state
+    if stopped is None and callback is not None:
+        if callback(steps, eqx.combine(params, static)):
+            stopped = steps
+    done = steps if stopped is None else stopped
+    if first < done:
+        checkpoint(done)
     x_start = start_state if reinitialize else jnp.broadcast_to(carry, I.shape)
-    final = _errors(params, static, I, T, x_start, method, relaxation)
+    if stopped is None:
+        final = _errors(params, static, I, T, x_start, method, relaxation)
+    else:
+        final = _errors_or_nan(params, static, I, T, x_start, method, relaxation)
     if snapshot_every is not None:
-        snapshots[steps] = params
+        snapshots[done] = params
     E_patterns = jnp.stack([*map(jnp.asarray, history["E_patterns"]), final])
     presented = (
         jnp.stack([jnp.asarray(c) for c in history["presented"]])
