@@ -28,7 +28,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.list or args.name is None:
         for name, run in DEMOS.items():
             doc = " ".join((sys.modules[run.__module__].__doc__ or "").split())
-            print(f"{name:20s} {doc.split(': ', 1)[-1].split('. ')[0]}")
+            print(f"{name:26s} {doc.split(': ', 1)[-1].split('. ')[0]}")
         return 0
     if args.name not in DEMOS:
         raise ValueError(

@@ -173,9 +173,10 @@ def train(
     mode = as_mode(mode)
     if not (isinstance(steps, int) and steps >= 0):
         raise ValueError(f"`steps` must be a non-negative integer, got {steps!r}.")
-    for name, value in (("checkpoint_every", checkpoint_every),):
-        if not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+        raise ValueError(
+            f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}."
+        )
     if snapshot_every is not None and not snapshot_every >= 1:
         raise ValueError(f"`snapshot_every` must be positive, got {snapshot_every}.")
     relaxation = ode_relaxation(solver, rtol, atol, t_max, max_steps)
