@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from ._activations import Activation, activation_by_name
+
 
 def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
@@ -65,3 +67,34 @@ def check_same_batch(I: Array, T: Array) -> None:
             "`I` and `T` must have the same shape ((N,) or (P, N) with the same number "
             f"of patterns P), got I {I.shape} and T {T.shape}."
         )
+
+
+def as_activation(name: str, value: Activation | str) -> Activation:
+    """An activation from itself or the name of a built-in one."""
+    if isinstance(value, str):
+        return activation_by_name(value)
+    if not isinstance(value, Activation):
+        raise ValueError(
+            f"`{name}` must be a `neurodyn.Activation` or the name of a built-in one "
+            f"(e.g. 'logistic'), got {value!r}."
+        )
+    return value
+
+
+def as_time_constant(tau: float) -> float:
+    """`tau` as a float, refusing non-positive and infinite values."""
+    tau = float(tau)
+    if not tau > 0 or tau == float("inf"):
+        raise ValueError(f"`tau` must be a positive finite time constant, got {tau}.")
+    return tau
+
+
+def as_square_weights(weights: ArrayLike) -> Array:
+    """A finite float (N, N) weight matrix."""
+    weights = as_float_array("weights", weights)
+    if weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
+        raise ValueError(
+            f"`weights` must be a square (N, N) matrix, got shape {weights.shape}."
+        )
+    check_finite("weights", weights)
+    return weights

@@ -13,8 +13,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from .._activations import Activation, activation_by_name, logistic
-from .._validation import as_float_array, as_unit_mask, check_finite
+from .._activations import Activation, logistic
+from .._validation import (
+    as_activation,
+    as_square_weights,
+    as_time_constant,
+    as_unit_mask,
+)
 from .base import AbstractNetwork
 
 
@@ -80,12 +85,7 @@ class ContentAddressableMemory(AbstractNetwork):
         activation: Activation | str = logistic,
         tau: float = 1.0,
     ):
-        weights = as_float_array("weights", weights)
-        if weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
-            raise ValueError(
-                f"`weights` must be a square (N, N) matrix, got shape {weights.shape}."
-            )
-        check_finite("weights", weights)
+        weights = as_square_weights(weights)
         n = weights.shape[0]
         if visible_units is None:
             raise ValueError(
@@ -95,22 +95,10 @@ class ContentAddressableMemory(AbstractNetwork):
         visible_units = as_unit_mask("visible_units", visible_units, n)
         if not bool(jnp.any(visible_units)):
             raise ValueError("`visible_units` must mark at least one visible unit.")
-        if isinstance(activation, str):
-            activation = activation_by_name(activation)
-        if not isinstance(activation, Activation):
-            raise ValueError(
-                "`activation` must be an `nd.Activation` (e.g. `nd.logistic`) or the "
-                f"name of one, got {activation!r}."
-            )
-        tau = float(tau)
-        if not tau > 0 or tau == float("inf"):
-            raise ValueError(
-                f"`tau` must be a positive finite time constant, got {tau}."
-            )
         self.weights = weights
         self.visible_units = visible_units
-        self.activation = activation
-        self.tau = tau
+        self.activation = as_activation("activation", activation)
+        self.tau = as_time_constant(tau)
 
     @property
     def output_units(self) -> Bool[Array, " n"]:

@@ -6,8 +6,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from .._activations import Activation, activation_by_name, logistic
-from .._validation import as_float_array, as_unit_mask, check_finite
+from .._activations import Activation, logistic
+from .._validation import (
+    as_activation,
+    as_square_weights,
+    as_time_constant,
+    as_unit_mask,
+)
 from .base import AbstractNetwork
 
 
@@ -38,15 +43,8 @@ class AbstractFirstOrderNetwork(AbstractNetwork):
         connectivity: ArrayLike | None = None,
         tau: float = 1.0,
     ):
-        weights = as_float_array("weights", weights)
-        if weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
-            raise ValueError(
-                f"`weights` must be a square (N, N) matrix, got shape {weights.shape}."
-            )
-        check_finite("weights", weights)
+        weights = as_square_weights(weights)
         n = weights.shape[0]
-        if isinstance(activation, str):
-            activation = activation_by_name(activation)
         if connectivity is None:
             connectivity = jnp.ones((n, n), dtype=bool)
         connectivity = jnp.asarray(connectivity)
@@ -55,17 +53,12 @@ class AbstractFirstOrderNetwork(AbstractNetwork):
                 f"`connectivity` must be a boolean mask of shape ({n}, {n}), got "
                 f"dtype {connectivity.dtype} and shape {connectivity.shape}."
             )
-        tau = float(tau)
-        if not tau > 0 or tau == float("inf"):
-            raise ValueError(
-                f"`tau` must be a positive finite time constant, got {tau}."
-            )
         self.weights = weights
-        self.activation = activation
+        self.activation = as_activation("activation", activation)
         self.input_units = as_unit_mask("input_units", input_units, n)
         self.output_units = as_unit_mask("output_units", output_units, n)
         self.connectivity = connectivity
-        self.tau = tau
+        self.tau = as_time_constant(tau)
 
     @property
     def effective_weights(self) -> Float[Array, "n n"]:

@@ -6,24 +6,19 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from .._activations import Activation, activation_by_name, logistic
-from .._validation import as_float_array, as_unit_mask, check_finite
+from .._activations import Activation, logistic
+from .._validation import (
+    as_activation,
+    as_float_array,
+    as_time_constant,
+    as_unit_mask,
+    check_finite,
+)
 from .base import AbstractNetwork
 
 
 # einsum letters for the n + 1 indices of an n-th order weight tensor.
 _LETTERS = string.ascii_lowercase
-
-
-def _as_activation(name: str, value: Activation | str) -> Activation:
-    if isinstance(value, str):
-        return activation_by_name(value)
-    if not isinstance(value, Activation):
-        raise ValueError(
-            f"`{name}` must be a `neurodyn.Activation` or the name of a built-in one "
-            f"(e.g. 'logistic'), got {value!r}."
-        )
-    return value
 
 
 class HigherOrderNetwork(AbstractNetwork):
@@ -86,17 +81,12 @@ class HigherOrderNetwork(AbstractNetwork):
                 f"maximum {len(_LETTERS) - 1}."
             )
         check_finite("weights", weights)
-        tau = float(tau)
-        if not tau > 0 or tau == float("inf"):
-            raise ValueError(
-                f"`tau` must be a positive finite time constant, got {tau}."
-            )
         self.weights = weights
-        self.activation = _as_activation("activation", activation)
-        self.inner = _as_activation("inner", inner)
+        self.activation = as_activation("activation", activation)
+        self.inner = as_activation("inner", inner)
         self.input_units = as_unit_mask("input_units", input_units, n)
         self.output_units = as_unit_mask("output_units", output_units, n)
-        self.tau = tau
+        self.tau = as_time_constant(tau)
 
     @property
     def order(self) -> int:
