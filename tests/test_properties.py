@@ -30,7 +30,7 @@ def problems(draw):
     return net, I, T
 
 
-@settings(max_examples=8, deadline=None, derandomize=True)
+@settings(max_examples=6, deadline=None, derandomize=True)
 @given(problems())
 def test_fixed_point_and_gradients(problem):
     net, I, T = problem
