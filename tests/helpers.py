@@ -1,5 +1,7 @@
 """Shared test utilities: random networks, tolerances, finite differences."""
 
+import json
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -64,3 +66,15 @@ def weights_loss(model, I, T, **relax_options):
         return 0.5 * jnp.sum(jax.vmap(m.error)(x, T) ** 2)
 
     return loss
+
+
+def run_demo(tmp_path_factory, name):
+    """Run `neurodyn demo NAME --small` into a fresh folder; return the folder, its
+    metrics and every `.npz` in it (by file stem) as dicts of arrays."""
+    from neurodyn.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / name
+    assert main(["demo", name, "--out", str(out), "--small"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    arrays = {f.stem: dict(np.load(f)) for f in out.glob("*.npz")}
+    return out, metrics, arrays

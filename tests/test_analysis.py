@@ -1,7 +1,5 @@
 """Spectra, stability along learning, Hessians and Naumov's matrix forms (float64)."""
 
-import json
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -11,9 +9,14 @@ import pytest
 
 import neurodyn as nd
 from neurodyn._analysis import naumov
-from neurodyn.cli import main
 
-from .helpers import NETWORK_CLASSES, random_network, random_patterns, relative_error
+from .helpers import (
+    NETWORK_CLASSES,
+    random_network,
+    random_patterns,
+    relative_error,
+    run_demo,
+)
 
 
 TIGHT_RELAX = dict(rtol=1e-11, atol=1e-13)
@@ -255,9 +258,8 @@ def test_monitor_stops_training_at_the_loss():
 
 @pytest.fixture(scope="module")
 def stability_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "stability"
-    assert main(["demo", "stability", "--out", str(out), "--small"]) == 0
-    return out, json.loads((out / "metrics.json").read_text())
+    out, metrics, _ = run_demo(tmp_path_factory, "stability")
+    return out, metrics
 
 
 def test_stability_demo_run_folder(stability_run):

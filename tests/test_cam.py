@@ -3,8 +3,6 @@ master's gradient against finite differences, the three methods and the closed f
 (eqs 35-37); learning stores the memories as attractors of the slave; recall; the
 `cam-figure1` run folder recomputed in plain NumPy."""
 
-import json
-
 import diffrax
 import jax
 import jax.numpy as jnp
@@ -15,9 +13,8 @@ import pytest
 
 import neurodyn as nd
 from neurodyn._relax import relax_one
-from neurodyn.cli import main
 
-from .helpers import METHODS, TIGHT, finite_difference_grad, relative_error
+from .helpers import METHODS, TIGHT, finite_difference_grad, relative_error, run_demo
 
 
 RELAXATION = nd.ODERelaxation(diffrax.Tsit5(), **TIGHT)
@@ -221,15 +218,8 @@ def numpy_slave(weights, x0, dt=0.05, steps=4000):
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "cam-figure1"
-    assert main(["demo", "cam-figure1", "--out", str(out), "--small"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    return (
-        out,
-        metrics,
-        dict(np.load(out / "params.npz")),
-        dict(np.load(out / "data.npz")),
-    )
+    out, metrics, arrays = run_demo(tmp_path_factory, "cam-figure1")
+    return out, metrics, arrays["params"], arrays["data"]
 
 
 def test_demo_run_folder_recalls_every_memory_in_numpy(demo_run):

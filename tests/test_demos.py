@@ -8,6 +8,8 @@ import pytest
 
 from neurodyn.cli import main
 
+from .helpers import run_demo
+
 
 def numpy_relax(params, I, dt=0.05, steps=6000):
     """Euler steps of dx/dt = -x + g(Wx) + I (logistic g) from x = 0.5, in NumPy."""
@@ -19,26 +21,19 @@ def numpy_relax(params, I, dt=0.05, steps=6000):
     return x
 
 
-def run_demo(tmp_path_factory, name):
-    out = tmp_path_factory.mktemp("runs") / name
-    assert main(["demo", name, "--out", str(out), "--small"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    return (
-        out,
-        metrics,
-        dict(np.load(out / "params.npz")),
-        dict(np.load(out / "data.npz")),
-    )
+def demo_folder(tmp_path_factory, name):
+    out, metrics, arrays = run_demo(tmp_path_factory, name)
+    return out, metrics, arrays["params"], arrays["data"]
 
 
 @pytest.fixture(scope="module")
 def first_order_run(tmp_path_factory):
-    return run_demo(tmp_path_factory, "first-order")
+    return demo_folder(tmp_path_factory, "first-order")
 
 
 @pytest.fixture(scope="module", params=["xor", "analog-xor"])
 def xor_run(request, tmp_path_factory):
-    return run_demo(tmp_path_factory, request.param)
+    return demo_folder(tmp_path_factory, request.param)
 
 
 def test_first_order_run_folder(first_order_run):

@@ -2,8 +2,6 @@
 differences and each other at orders 1-3, the closed forms against the generic
 path, the first-order special case, and the `higher-order-parity` demo."""
 
-import json
-
 import diffrax
 import equinox as eqx
 import jax
@@ -13,7 +11,6 @@ import optax
 import pytest
 
 import neurodyn as nd
-from neurodyn.cli import main
 
 from .helpers import (
     METHODS,
@@ -21,6 +18,7 @@ from .helpers import (
     finite_difference_grad,
     random_patterns,
     relative_error,
+    run_demo,
 )
 
 
@@ -203,14 +201,8 @@ def test_activations_by_name_and_order():
 
 @pytest.fixture(scope="module")
 def parity_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "higher-order-parity"
-    assert main(["demo", "higher-order-parity", "--out", str(out), "--small"]) == 0
-    return (
-        out,
-        json.loads((out / "metrics.json").read_text()),
-        dict(np.load(out / "params.npz")),
-        dict(np.load(out / "data.npz")),
-    )
+    out, metrics, arrays = run_demo(tmp_path_factory, "higher-order-parity")
+    return out, metrics, arrays["params"], arrays["data"]
 
 
 class TestParityDemo:

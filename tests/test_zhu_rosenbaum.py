@@ -1,8 +1,6 @@
 """Zhu & Rosenbaum's rules against independent evaluations of their formulas, and
 the two demos (float64)."""
 
-import json
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,9 +10,8 @@ from threadpoolctl import threadpool_limits
 
 import neurodyn as nd
 from neurodyn._demos import zhu_rosenbaum_regression as regression
-from neurodyn.cli import main
 
-from .helpers import TIGHT, relative_error
+from .helpers import TIGHT, relative_error, run_demo
 
 
 N, P, ETA = 5, 3, 0.3
@@ -172,15 +169,8 @@ def test_closed_form_fixed_point_is_relax():
 
 @pytest.fixture(scope="module")
 def regression_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "zr-regression"
-    assert main(["demo", "zhu-rosenbaum-regression", "--out", str(out), "--small"]) == 0
-    return (
-        out,
-        json.loads((out / "metrics.json").read_text()),
-        dict(np.load(out / "data.npz")),
-        dict(np.load(out / "params.npz")),
-        dict(np.load(out / "final_weights.npz")),
-    )
+    out, metrics, arrays = run_demo(tmp_path_factory, "zhu-rosenbaum-regression")
+    return out, metrics, arrays["data"], arrays["params"], arrays["final_weights"]
 
 
 def numpy_cost(W, X, Y):
@@ -227,14 +217,8 @@ def test_regression_claims_and_numbers_recompute(regression_run):
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "zr-digits"
-    assert main(["demo", "zhu-rosenbaum-digits", "--out", str(out), "--small"]) == 0
-    return (
-        out,
-        json.loads((out / "metrics.json").read_text()),
-        dict(np.load(out / "data.npz")),
-        dict(np.load(out / "params.npz")),
-    )
+    out, metrics, arrays = run_demo(tmp_path_factory, "zhu-rosenbaum-digits")
+    return out, metrics, arrays["data"], arrays["params"]
 
 
 def test_digits_learn_and_recompute_in_numpy(digits_run):
