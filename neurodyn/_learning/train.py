@@ -81,20 +81,9 @@ def _update(
 
 
 @eqx.filter_jit
-def _errors_or_nan(params, static, I, T, x0, method, relaxation):
-    """Per-pattern errors, NaN where the relaxation did not settle."""
-    errors, fp = pattern_errors(
-        eqx.combine(params, static), I, T, x0, method, relaxation
-    )
-    return jnp.where(fp.converged, errors, jnp.nan)
-
-
-@eqx.filter_jit
 def _errors(params, static, I, T, x0, method, relaxation):
-    errors, fp = pattern_errors(
-        eqx.combine(params, static), I, T, x0, method, relaxation
-    )
-    return check_converged(fp, errors)
+    """Per-pattern errors and the fixed points they come from (no gradient)."""
+    return pattern_errors(eqx.combine(params, static), I, T, x0, method, relaxation)
 
 
 def train(
@@ -256,10 +245,13 @@ def train(
     if first < done:
         checkpoint(done)
     x_start = start_state if reinitialize else jnp.broadcast_to(carry, I.shape)
+    final, fp = _errors(params, static, I, T, x_start, method, relaxation)
+    # A run stopped by `callback` (e.g. at a loss of stability) may end where some
+    # patterns no longer relax: NaN marks them. Otherwise a failure is an error.
     if stopped is None:
-        final = _errors(params, static, I, T, x_start, method, relaxation)
+        final = check_converged(fp, final)
     else:
-        final = _errors_or_nan(params, static, I, T, x_start, method, relaxation)
+        final = jnp.where(fp.converged, final, jnp.nan)
     if snapshot_every is not None:
         snapshots[done] = params
     E_patterns = jnp.stack([*map(jnp.asarray, history["E_patterns"]), final])
