@@ -86,12 +86,17 @@ from ._recall import (
     nearest_memory as nearest_memory,
     recall as recall,
 )
-from ._relax import (
-    FixedPoint as FixedPoint,
-    ODERelaxation as ODERelaxation,
-    relax as relax,
-)
+from ._relax import FixedPoint as FixedPoint, relax as relax
 from ._results import RESULTS as RESULTS
+from ._solvers.base import AbstractSteadyStateSolver as AbstractSteadyStateSolver
+from ._solvers.fallback import Fallback as Fallback
+from ._solvers.iteration import (
+    Anderson as Anderson,
+    FixedPointIteration as FixedPointIteration,
+)
+from ._solvers.newton import NewtonKrylov as NewtonKrylov
+from ._solvers.ode import ODERelaxation as ODERelaxation
+from ._solvers.rk4 import RK4 as RK4
 from ._trajectory import (
     adjoint_trajectory as adjoint_trajectory,
     trajectory as trajectory,

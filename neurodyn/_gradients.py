@@ -15,6 +15,7 @@ integrator itself.
 """
 
 import abc
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -22,17 +23,20 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from ._dynamics import adjoint_field, parameter_cotangent
+from ._dynamics import linearised_adjoint_field, parameter_cotangent
 from ._models.base import AbstractNetwork
 from ._relax import (
     FixedPoint,
-    ODERelaxation,
+    as_relaxation,
+    batched,
     check_converged,
     initial_state,
-    ode_relaxation,
-    relax_one,
+    relax_patterns,
 )
-from ._results import RESULTS
+from ._results import RESULTS, error_if_any, select
+from ._solvers.base import Relaxation, rms
+from ._solvers.fallback import Fallback
+from ._solvers.ode import ODERelaxation
 from ._validation import as_patterns, check_same_batch
 
 
@@ -44,10 +48,11 @@ class AbstractGradientMethod(eqx.Module):
         self,
         model: AbstractNetwork,
         I: PyTree,
-        x0: Float[Array, " n"],
-        relaxation: ODERelaxation,
+        x0: Float[Array, "*p n"],
+        relaxation: Relaxation,
     ) -> FixedPoint:
-        """Relax one pattern; the returned `x` is differentiable in `model` and `I`."""
+        """Relax one pattern `(N,)` or a batch `(P, N)`; the returned `x` is
+        differentiable in `model` and `I`."""
 
 
 class AbstractAdjointMethod(AbstractGradientMethod):
@@ -58,12 +63,13 @@ class AbstractAdjointMethod(AbstractGradientMethod):
     def solve_adjoint(
         self,
         model: AbstractNetwork,
-        x: Float[Array, " n"],
+        x: Float[Array, "*p n"],
         I: PyTree,
-        source: Float[Array, " n"],
-        relaxation: ODERelaxation,
-    ) -> tuple[Float[Array, " n"], RESULTS]:
-        r"""Solve $(1 - \partial F/\partial x)^T z = $ `source` at $x$."""
+        source: Float[Array, "*p n"],
+        relaxation: Relaxation,
+    ) -> tuple[Float[Array, "*p n"], RESULTS]:
+        r"""Solve $(1 - \partial F/\partial x)^T z = $ `source` at $x$, for one
+        pattern or a batch (a leading pattern axis on `x`, `I`, `source`)."""
 
     def fixed_point(self, model, I, x0, relaxation):
         return _implicit_fixed_point((model, I), x0, self, relaxation)
@@ -72,14 +78,14 @@ class AbstractAdjointMethod(AbstractGradientMethod):
 @eqx.filter_custom_vjp
 def _implicit_fixed_point(model_and_input, x0, method, relaxation):
     model, I = model_and_input
-    return relax_one(model, I, x0, relaxation)
+    return relax_patterns(model, I, x0, relaxation)
 
 
 @_implicit_fixed_point.def_fwd
 def _implicit_fixed_point_fwd(perturbed, model_and_input, x0, method, relaxation):
     del perturbed
     model, I = model_and_input
-    fp = relax_one(model, I, x0, relaxation)
+    fp = relax_patterns(model, I, x0, relaxation)
     return fp, fp
 
 
@@ -90,12 +96,14 @@ def _implicit_fixed_point_bwd(
     del perturbed, x0
     model, I = model_and_input
     x_star = fp.x
-    x_bar = cotangent.x if cotangent.x is not None else jnp.zeros_like(x_star)
+    x_bar = jnp.zeros_like(x_star) if cotangent.x is None else cotangent.x
+    x_bar = x_bar.astype(x_star.dtype)  # a loss may promote; the state does not
     z, result = method.solve_adjoint(model, x_star, I, x_bar, relaxation)
     # A failed forward relaxation is reported by whoever reads `fp.result`; the
-    # adjoint only speaks for itself.
-    z = result.error_if(z, fp.converged & (result != RESULTS.successful))
-    return parameter_cotangent(model, x_star, I, z)
+    # adjoint only speaks for itself. The check rides on the cotangents (summed
+    # over patterns, so a sharded batch is not gathered for it).
+    failed = fp.converged & (result != RESULTS.successful)
+    return error_if_any(parameter_cotangent(model, x_star, I, z), result, failed)
 
 
 class RecurrentBackprop(AbstractAdjointMethod):
@@ -129,15 +137,17 @@ class RecurrentBackprop(AbstractAdjointMethod):
     """
 
     def solve_adjoint(self, model, x, I, source, relaxation):
-        z, result, _, _ = relaxation.solve(
-            lambda z_: adjoint_field(model, x, I, z_, source),
+        # A linear system: its one fixed point is stable when x* is (Almeida).
+        relaxation = dataclasses.replace(relaxation, attractors_only=False)
+        out = relaxation.solve(
+            lambda a: linearised_adjoint_field(model, *a),
             jnp.zeros_like(source),
+            (x, I, source),
             model.tau,
-            scale=jnp.sqrt(jnp.mean(source**2)),
+            scale=rms(source),
         )
-        return z, RESULTS.where(
-            result == RESULTS.successful, result, RESULTS.adjoint_not_converged
-        )
+        ok = out.result == RESULTS.successful
+        return out.y, select(ok, out.result, RESULTS.adjoint_not_converged)
 
 
 class ImplicitDiff(AbstractAdjointMethod):
@@ -154,6 +164,10 @@ class ImplicitDiff(AbstractAdjointMethod):
 
     def solve_adjoint(self, model, x, I, source, relaxation):
         del relaxation
+        if x.ndim == 2:
+            return jax.vmap(lambda *a: self.solve_adjoint(model, *a, None))(
+                x, I, source
+            )
         _, vjp = jax.vjp(lambda x_: model.drive(x_, I), x)
         operator = lx.FunctionLinearOperator(
             lambda z: z - vjp(z)[0], jax.ShapeDtypeStruct(x.shape, x.dtype)
@@ -170,10 +184,30 @@ class UnrolledBPTT(AbstractGradientMethod):
     (`diffrax.RecursiveCheckpointAdjoint`). It needs no fixed-point theory and so
     serves as the reference, at a memory and time cost that grows with the number of
     solver steps. It equals the adjoint methods once the relaxation has settled to
-    within its tolerances."""
+    within its tolerances.
+
+    It needs the ODE relaxation: with a [`neurodyn.Fallback`][] (the default) it
+    uses the fallback's last solver, which must be an [`neurodyn.ODERelaxation`][];
+    iterations are not differentiated through.
+    """
 
     def fixed_point(self, model, I, x0, relaxation):
-        return relax_one(model, I, x0, relaxation)
+        ode = eqx.tree_at(
+            lambda r: r.strategy, relaxation, _ode_strategy(relaxation.strategy)
+        )
+        return relax_patterns(model, I, x0, ode)
+
+
+def _ode_strategy(strategy) -> ODERelaxation:
+    if isinstance(strategy, Fallback):
+        return _ode_strategy(strategy.solvers[-1])
+    if not isinstance(strategy, ODERelaxation):
+        raise ValueError(
+            "`nd.UnrolledBPTT()` differentiates through the ODE solve, so it needs "
+            "`solver=nd.ODERelaxation(...)` (or a diffrax solver), got "
+            f"{strategy!r}."
+        )
+    return strategy
 
 
 def pattern_errors(
@@ -182,17 +216,15 @@ def pattern_errors(
     T: Float[Array, "*p n"],
     x0: Float[Array, "*p n"],
     method: AbstractGradientMethod,
-    relaxation: ODERelaxation,
+    relaxation: Relaxation,
 ) -> tuple[Float[Array, "*p"], FixedPoint]:
     r"""$E[a] = \tfrac12 \sum_{i \in O} (T_i^a - x_i^{*a})^2$ for every pattern (eqs 6,
     7) and the fixed points they were computed from (check `converged` before
-    trusting them). Each pattern relaxes under `model.training_source(I, T)`."""
-
-    def one(i, t, x):
-        fp = method.fixed_point(model, model.training_source(i, t), x, relaxation)
-        return 0.5 * jnp.sum(model.error(fp.x, t) ** 2), fp
-
-    return one(I, T, x0) if T.ndim == 1 else jax.vmap(one)(I, T, x0)
+    trusting them). Each pattern relaxes under `model.training_source(I, T)`; a
+    batch relaxes as one (a fallback decides for the whole batch)."""
+    source = batched(model.training_source, I, T)
+    fp = method.fixed_point(model, source, x0, relaxation)
+    return 0.5 * jnp.sum(model.error(fp.x, T) ** 2, axis=-1), fp
 
 
 @eqx.filter_jit
@@ -255,7 +287,7 @@ def value_and_grad(
     try) when the forward or adjoint relaxation of any pattern fails.
     """
     check_method(method)
-    relaxation = ode_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units)
     check_same_batch(I, T)

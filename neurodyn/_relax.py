@@ -1,4 +1,5 @@
-r"""Relaxation of a network to a steady state: the ODE integrated until it settles."""
+r"""Relaxation of a network to its steady state $x^* = F(x^*)$, by any steady-state
+solver (see `neurodyn._solvers`)."""
 
 from collections.abc import Callable
 
@@ -10,129 +11,35 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Real
 
 from ._dynamics import forward_field
 from ._models.base import AbstractNetwork
-from ._results import RESULTS
+from ._results import RESULTS, error_if_any
+from ._solvers.base import AbstractSteadyStateSolver, Relaxation
+from ._solvers.fallback import default_solver
+from ._solvers.ode import ODERelaxation
 from ._validation import as_patterns
 
 
-# A state this many times larger than where it started has run away.
-_DIVERGENCE_FACTOR = 1e8
-# The step-size controller works this much tighter than the steady-state test. With
-# equal tolerances an explicit solver near a stable focus settles on steps at the
-# edge of its stability region, where the state hovers with a residual about the
-# size of the tolerance and the test may never pass (seen on the adjoint of a
-# 2-unit network with eigenvalues -0.15 +- 0.6i).
-_CONTROLLER_MARGIN = 0.1
-
-
-class ODERelaxation(eqx.Module):
-    r"""Integrate $dy/dt = f(y)$ with an adaptive diffrax solver until it settles.
-
-    The solve ends at a steady-state event (a `diffrax.Event`),
-    $\|f(y)\| < \mathrm{atol} + \mathrm{rtol}\,\|y\|$ (RMS norms; for the adjoint
-    $\|y\|$ is floored at the size of its source $J$), or at `t_max` /
-    `max_steps`, in which case the outcome is [`neurodyn.RESULTS`][]`.not_converged`
-    (still moving: an oscillation or a slow relaxation) or `.diverged` (non-finite or
-    unbounded). The PID step-size controller runs at a tenth of `rtol`, `atol`, so
-    that the integration error stays below what the steady-state test can see. Used
-    for the forward dynamics and for the adjoint dynamics alike.
-    """
-
-    solver: diffrax.AbstractSolver = diffrax.Tsit5()
-    rtol: float = eqx.field(static=True, default=1e-6)
-    atol: float = eqx.field(static=True, default=1e-8)
-    t_max: float | None = eqx.field(static=True, default=None)
-    max_steps: int = eqx.field(static=True, default=65_536)
-
-    def __check_init__(self):
-        if not isinstance(self.solver, diffrax.AbstractAdaptiveSolver):
-            raise ValueError(
-                "`solver` must be an adaptive diffrax solver (one with an error "
-                "estimate, for the PID step-size controller), such as "
-                f"`diffrax.Tsit5()` or `diffrax.Kvaerno5()`; got {self.solver!r}."
-            )
-        for name in ("rtol", "atol"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"`{name}` must be positive, got {value}.")
-        if self.t_max is not None and not self.t_max > 0:
-            raise ValueError(f"`t_max` must be positive, got {self.t_max}.")
-        if not self.max_steps >= 1:
-            raise ValueError(f"`max_steps` must be at least 1, got {self.max_steps}.")
-
-    def horizon(self, tau: float) -> float:
-        """`t_max`, defaulting to 1000 time constants."""
-        return 1000.0 * tau if self.t_max is None else self.t_max
-
-    def solve(
-        self,
-        field: Callable[[PyTree], PyTree],
-        y0: Float[Array, " n"],
-        tau: float,
-        scale: Real[Array, ""] | float = 0.0,
-    ) -> tuple[Float[Array, " n"], RESULTS, Real[Array, ""], Int[Array, ""]]:
-        r"""Relax `dy/dt = field(y)` from `y0`; return `(y, result, t, num_steps)`.
-
-        Settled means $\|f(y)\| < \mathrm{atol} + \mathrm{rtol}\max(\|y\|,
-        \mathrm{scale})$ (RMS norms). `scale` is the size of the forcing for a linear
-        system such as the adjoint: its rounding error is relative to the source
-        $J$, not to $z$, which may be much smaller.
-        """
-
-        def settled(t, y, args, **kwargs):
-            del t, args, kwargs
-            size = jnp.maximum(_rms(y), scale)
-            return _rms(field(y)) < self.atol + self.rtol * size
-
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(lambda t, y, args: field(y)),
-            self.solver,
-            t0=0.0,
-            t1=self.horizon(tau),
-            dt0=None,
-            y0=y0,
-            stepsize_controller=diffrax.PIDController(
-                rtol=_CONTROLLER_MARGIN * self.rtol, atol=_CONTROLLER_MARGIN * self.atol
-            ),
-            event=diffrax.Event(settled),
-            saveat=diffrax.SaveAt(t1=True),
-            max_steps=self.max_steps,
-            throw=False,
-        )
-        y = sol.ys[-1]
-        settled = sol.result == diffrax.RESULTS.event_occurred
-        bound = _DIVERGENCE_FACTOR * (1 + jnp.max(jnp.abs(y0)))
-        runaway = ~jnp.all(jnp.isfinite(y)) | (jnp.max(jnp.abs(y)) > bound)
-        stopped = (sol.result == diffrax.RESULTS.successful) | (
-            sol.result == diffrax.RESULTS.max_steps_reached
-        )
-        result = RESULTS.where(
-            settled,
-            RESULTS.successful,
-            RESULTS.where(
-                runaway,
-                RESULTS.diverged,
-                RESULTS.where(
-                    stopped, RESULTS.not_converged, RESULTS.promote(sol.result)
-                ),
-            ),
-        )
-        return y, result, sol.ts[-1], sol.stats["num_steps"]
-
-
-def _rms(y: Array) -> Array:
-    return jnp.sqrt(jnp.mean(y**2))
-
-
-def ode_relaxation(
-    solver: diffrax.AbstractSolver | None,
+def as_relaxation(
+    solver: diffrax.AbstractSolver | AbstractSteadyStateSolver | None,
     rtol: float,
     atol: float,
     t_max: float | None,
     max_steps: int,
-) -> ODERelaxation:
-    """The relaxation strategy from the keyword arguments of the public functions."""
-    solver = diffrax.Tsit5() if solver is None else solver
-    return ODERelaxation(solver, rtol, atol, t_max, max_steps)
+) -> Relaxation:
+    """The relaxation from the keyword arguments of the public functions: `solver`
+    is a steady-state strategy, a diffrax solver (the ODE relaxation with it), or
+    None for the default (`neurodyn._solvers.fallback.default_solver`)."""
+    if solver is None:
+        solver = default_solver()
+    elif isinstance(solver, diffrax.AbstractSolver):
+        solver = ODERelaxation(solver)
+    elif not isinstance(solver, AbstractSteadyStateSolver):
+        raise ValueError(
+            "`solver` must be a steady-state solver (`nd.Anderson()`, "
+            "`nd.FixedPointIteration()`, `nd.NewtonKrylov()`, `nd.ODERelaxation()`, "
+            "`nd.Fallback(...)`) or a diffrax solver such as `diffrax.Tsit5()`, got "
+            f"{solver!r}."
+        )
+    return Relaxation(solver, rtol, atol, t_max, max_steps)
 
 
 class FixedPoint(eqx.Module):
@@ -141,8 +48,10 @@ class FixedPoint(eqx.Module):
 
     - `x`: the final state $x^*$.
     - `result`: a [`neurodyn.RESULTS`][] (`successful` when the dynamics settled).
-    - `t`: the time at which the relaxation stopped.
-    - `num_steps`: accepted plus rejected solver steps.
+    - `t`: the time at which the relaxation stopped (for an iteration, the
+        pseudo-time: iterations times its step $a\tau$).
+    - `num_steps`: accepted plus rejected ODE solver steps, or iterations (both
+        solvers' when a [`neurodyn.Fallback`][] needed more than one).
     - `residual`: $\|F(x) - x\|_\infty$, how far `x` is from solving the fixed-point
       equation (eq 10).
     """
@@ -159,18 +68,21 @@ class FixedPoint(eqx.Module):
         return self.result == RESULTS.successful
 
 
-def relax_one(
+def relax_patterns(
     model: AbstractNetwork,
     I: PyTree,
-    x0: Float[Array, " n"],
-    relaxation: ODERelaxation,
+    x0: Float[Array, "*p n"],
+    relaxation: Relaxation,
 ) -> FixedPoint:
-    """Relax one pattern (differentiable by backpropagation through the solver)."""
-    x, result, t, num_steps = relaxation.solve(
-        lambda x_: forward_field(model, x_, I), x0, model.tau
+    """Relax one pattern `(N,)` or a batch `(P, N)` (a batch decides a fallback as a
+    whole). Differentiable by backpropagation through the solver only for the ODE
+    relaxation."""
+    out = relaxation.solve(
+        lambda i: lambda x_: forward_field(model, x_, i), x0, I, model.tau
     )
-    residual = jnp.max(jnp.abs(model.drive(x, I) - x))
-    return FixedPoint(x, result, t, num_steps, residual)
+    drive = model.drive if x0.ndim == 1 else jax.vmap(model.drive)
+    residual = jnp.max(jnp.abs(drive(out.y, I) - out.y), axis=-1)
+    return FixedPoint(out.y, out.result, out.t, out.num_steps, residual)
 
 
 def initial_state(
@@ -194,7 +106,7 @@ def batched(fn: Callable, I: Array, *args):
 
 @eqx.filter_jit
 def _relax(model, I, x0, relaxation):
-    return batched(lambda i, x: relax_one(model, i, x, relaxation), I, x0)
+    return relax_patterns(model, I, x0, relaxation)
 
 
 def relax(
@@ -202,7 +114,7 @@ def relax(
     I: ArrayLike,
     *,
     x0: ArrayLike | None = None,
-    solver: diffrax.AbstractSolver | None = None,
+    solver: AbstractSteadyStateSolver | diffrax.AbstractSolver | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
     t_max: float | None = None,
@@ -214,18 +126,25 @@ def relax(
     **Arguments:**
 
     - `model`: any network, e.g. [`neurodyn.FirstOrderNetwork`][].
-    - `I`: the source, one pattern $(N,)$ or a batch $(P, N)$ (relaxed under `vmap`).
+    - `I`: the source, one pattern $(N,)$ or a batch $(P, N)$.
 
     **Other arguments:**
 
     - `x0`: start state, $(N,)$ or $(P, N)$; default $0.5$ on every unit (Pineda's
         re-initialisation for every pattern).
-    - `solver`: a diffrax adaptive solver, default `diffrax.Tsit5()`; a stiff one such
-        as `diffrax.Kvaerno5()` also works.
-    - `rtol`, `atol`: tolerances of the PID step-size controller and of the
-        steady-state event.
-    - `t_max`: give up at this time; default $1000\,\tau$.
-    - `max_steps`: give up after this many solver steps.
+    - `solver`: how the steady state is found: [`neurodyn.Anderson`][],
+        [`neurodyn.FixedPointIteration`][], [`neurodyn.NewtonKrylov`][],
+        [`neurodyn.ODERelaxation`][] (the dynamics themselves), or a
+        [`neurodyn.Fallback`][] chain of them; a diffrax solver such as
+        `diffrax.Kvaerno5()` means the ODE relaxation with it. Default
+        `Fallback(FixedPointIteration(patience=5), Anderson(), ODERelaxation())`:
+        fast, and safe wherever the fixed point is stable (docs/solvers.md says
+        when to pick which).
+    - `rtol`, `atol`: the settled test $\|F(x) - x\| < \mathrm{atol} +
+        \mathrm{rtol}\,\|x\|$ (RMS norms, divided by $\tau$), the same for every
+        solver; the ODE's step-size controller runs at a tenth of them.
+    - `t_max`: give up at this (pseudo-)time; default $1000\,\tau$.
+    - `max_steps`: give up after this many solver steps or iterations.
     - `throw`: raise if any pattern did not settle (under `vmap`, one failure raises
         for the whole batch). By default the failure is returned instead.
 
@@ -235,7 +154,7 @@ def relax(
     `residual`; a relaxation that oscillates, diverges or runs out of time comes back
     with `converged=False`.
     """
-    relaxation = ode_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     fp = _relax(model, I, initial_state(model, I, x0), relaxation)
     if throw:
@@ -246,7 +165,4 @@ def relax(
 def check_converged(fp: FixedPoint, token: PyTree) -> PyTree:
     """`token`, raising the first failed pattern's message at run time if any pattern
     of `fp` did not settle."""
-    ok = fp.converged
-    first = jnp.argmin(ok.reshape(-1))
-    result = jax.tree_util.tree_map(lambda v: v.reshape(-1)[first], fp.result)
-    return result.error_if(token, ~jnp.all(ok))
+    return error_if_any(token, fp.result, ~fp.converged)

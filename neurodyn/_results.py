@@ -1,6 +1,8 @@
 """Outcomes of a relaxation, as an `eqx.Enumeration` whose values are the messages."""
 
 import diffrax
+import jax
+import jax.numpy as jnp
 
 
 class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
@@ -18,9 +20,28 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "grew without bound). Try smaller weights or a bounded activation such as "
         "`logistic`."
     )
+    unstable = (
+        "The solver found a fixed point, but an unstable one: the dynamics started "
+        "from `x0` would leave it (a Ritz value of the Jacobian there has a positive "
+        "real part), towards another attractor or a limit cycle. Relax with "
+        "`solver=nd.ODERelaxation()` to follow the dynamics themselves."
+    )
     adjoint_not_converged = (
         "The adjoint (backward error) dynamics did not converge to a fixed point, so "
         "the gradient is unreliable. By Almeida's result this means the forward fixed "
         "point is not (numerically) stable. Try smaller weights, a larger `t_max`, or "
         "`method=nd.ImplicitDiff()`."
     )
+
+
+def select(pred, on_true: RESULTS, on_false: RESULTS) -> RESULTS:
+    """Elementwise `RESULTS.where` for a batch of results (any predicate shape)."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def error_if_any(token, results: RESULTS, failed):
+    """`token`, raising the message of the first `failed` entry of a batch of
+    `results` at run time if any entry failed."""
+    first = jnp.argmax(failed.reshape(-1))
+    result = jax.tree.map(lambda v: v.reshape(-1)[first], results)
+    return result.error_if(token, jnp.any(failed))

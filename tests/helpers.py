@@ -8,11 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 
 import neurodyn as nd
+from neurodyn._solvers.base import Relaxation
 
 
 # Tight tolerances for float64 gradient checks: the fixed point is then accurate to
 # ~1e-13, so central differences with step 1e-5 are accurate to ~1e-9.
 TIGHT = dict(rtol=1e-12, atol=1e-14)
+# The ODE relaxation at TIGHT tolerances, for tests that relax fields themselves.
+TIGHT_ODE = Relaxation(nd.ODERelaxation(), **TIGHT)
 
 METHODS = (nd.RecurrentBackprop(), nd.ImplicitDiff(), nd.UnrolledBPTT())
 NETWORK_CLASSES = (nd.FirstOrderNetwork, nd.RateNetwork)

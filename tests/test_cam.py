@@ -3,7 +3,6 @@ master's gradient against finite differences, the three methods and the closed f
 (eqs 35-37); learning stores the memories as attractors of the slave; recall; the
 `cam-figure1` run folder recomputed in plain NumPy."""
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -12,12 +11,19 @@ import optax
 import pytest
 
 import neurodyn as nd
-from neurodyn._relax import relax_one
+from neurodyn._relax import relax_patterns
 
-from .helpers import METHODS, TIGHT, finite_difference_grad, relative_error, run_demo
+from .helpers import (
+    METHODS,
+    TIGHT,
+    TIGHT_ODE,
+    finite_difference_grad,
+    relative_error,
+    run_demo,
+)
 
 
-RELAXATION = nd.ODERelaxation(diffrax.Tsit5(), **TIGHT)
+RELAXATION = TIGHT_ODE
 
 
 def random_memory(n=6, visible=4, p=2, *, seed=0, scale=1.2):
@@ -37,7 +43,7 @@ def master_fixed_points(cam, I, T):
     """The master's fixed points z* (eq 29), relaxed from eq 39's start state."""
     start = nd.memory_start(cam, T)
     return jax.vmap(
-        lambda i, t, z0: relax_one(cam, nd.Clamped(i, t), z0, RELAXATION).x
+        lambda i, t, z0: relax_patterns(cam, nd.Clamped(i, t), z0, RELAXATION).x
     )(I, T, start)
 
 
@@ -108,10 +114,14 @@ def test_closed_form_equals_generic(problem):
     @jax.vmap
     def velocity(z, t):
         J = cam.error(z, t)
-        y, result, _, _ = RELAXATION.solve(
-            lambda y: cam.error_dynamics(y, z, t, J), jnp.zeros_like(z), cam.tau
+        out = RELAXATION.solve(
+            lambda _: lambda y: cam.error_dynamics(y, z, t, J),
+            jnp.zeros_like(z),
+            None,
+            cam.tau,
         )
-        return cam.weight_dynamics(y, z, t), y, result == nd.RESULTS.successful
+        ok = out.result == nd.RESULTS.successful
+        return cam.weight_dynamics(out.y, z, t), out.y, ok
 
     velocities, y, ok = velocity(z, T)
     assert np.all(np.asarray(ok))
@@ -124,9 +134,12 @@ def test_closed_form_equals_generic(problem):
     # y* = g'(v) z*, with z* the generic adjoint fixed point (eq 37: v = W Z*).
     J = cam.error(z[0], T[0])
     source = nd.Clamped(I[0], T[0])
-    adjoint, *_ = RELAXATION.solve(
-        lambda a: nd.adjoint_field(cam, z[0], source, a, J), jnp.zeros_like(J), 1.0
-    )
+    adjoint = RELAXATION.solve(
+        lambda _: lambda a: nd.adjoint_field(cam, z[0], source, a, J),
+        jnp.zeros_like(J),
+        None,
+        1.0,
+    ).y
     v = cam.weights @ cam.clamped_state(z[0], T[0])
     assert relative_error(y[0], cam.activation.derivative(v) * adjoint) <= 1e-9
 

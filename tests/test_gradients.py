@@ -14,6 +14,7 @@ from .helpers import (
     METHODS,
     NETWORK_CLASSES,
     TIGHT,
+    TIGHT_ODE,
     finite_difference_grad,
     random_network,
     random_patterns,
@@ -60,16 +61,18 @@ def test_masks_give_no_gradient(problem):
 def test_closed_form_equals_generic(problem):
     """Pineda eqs 13-17: relax y' = -y + g'(u)(W^T y + J) and dW/dt = eta y x^T."""
     net, I, T, _, grads = problem
-    relaxation = nd.ODERelaxation(diffrax.Tsit5(), **TIGHT)
     x = nd.relax(net, I, **TIGHT).x
 
     def pineda_velocity(x, i, t):
         J = net.error(x, t)
-        y, result, _, _ = relaxation.solve(
-            lambda y: net.error_dynamics(y, x, i, J), jnp.zeros_like(x), net.tau
+        out = TIGHT_ODE.solve(
+            lambda _: lambda y: net.error_dynamics(y, x, i, J),
+            jnp.zeros_like(x),
+            None,
+            net.tau,
         )
-        assert result == nd.RESULTS.successful
-        return net.weight_dynamics(y, x)
+        assert out.result == nd.RESULTS.successful
+        return net.weight_dynamics(out.y, x)
 
     velocity = sum(pineda_velocity(x[a], I[a], T[a]) for a in range(len(I)))
     _, g = grads["RecurrentBackprop"]
@@ -81,13 +84,13 @@ def test_closed_form_error_signal_is_gprime_times_adjoint(problem):
     net, I, T, *_ = problem
     x = nd.relax(net, I[0], **TIGHT).x
     J = net.error(x, T[0])
-    relaxation = nd.ODERelaxation(diffrax.Tsit5(), **TIGHT)
-    z, *_ = relaxation.solve(
-        lambda z: nd.adjoint_field(net, x, I[0], z, J), jnp.zeros_like(x), net.tau
-    )
-    y, *_ = relaxation.solve(
-        lambda y: net.error_dynamics(y, x, I[0], J), jnp.zeros_like(x), net.tau
-    )
+    zero = jnp.zeros_like(x)
+    z = TIGHT_ODE.solve(
+        lambda _: lambda z: nd.adjoint_field(net, x, I[0], z, J), zero, None, net.tau
+    ).y
+    y = TIGHT_ODE.solve(
+        lambda _: lambda y: net.error_dynamics(y, x, I[0], J), zero, None, net.tau
+    ).y
     gprime = net.activation.derivative(net.net_input(x, I[0]))
     assert relative_error(y, gprime * z) <= 1e-9
 
@@ -127,11 +130,10 @@ def test_any_loss_of_the_fixed_point_is_differentiable():
     including with respect to the input."""
     net = random_network(nd.RateNetwork)
     I, _ = random_patterns()
-    relaxation = nd.ODERelaxation(diffrax.Tsit5(), **TIGHT)
     x0 = jnp.full(net.n_units, 0.5)
 
     def loss(i, method):
-        return jnp.sum(jnp.sin(method.fixed_point(net, i, x0, relaxation).x))
+        return jnp.sum(jnp.sin(method.fixed_point(net, i, x0, TIGHT_ODE).x))
 
     grads = [jax.grad(loss)(jnp.asarray(I[0]), m) for m in METHODS]
     for g in grads[1:]:

@@ -2,7 +2,6 @@
 differences and each other at orders 1-3, the closed forms against the generic
 path, the first-order special case, and the `higher-order-parity` demo."""
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -15,6 +14,7 @@ import neurodyn as nd
 from .helpers import (
     METHODS,
     TIGHT,
+    TIGHT_ODE,
     finite_difference_grad,
     random_patterns,
     relative_error,
@@ -82,19 +82,19 @@ def test_methods_agree(problem):
 def closed_form_and_generic(net, x, I, T):
     """Per pattern: y* of eq 24, z* of the generic (vjp) adjoint, both relaxed from
     0, and Pineda's weight velocity (eq 23)."""
-    relaxation = nd.ODERelaxation(diffrax.Tsit5(), **TIGHT)
 
     def one(x, i, t):
         J = net.error(x, t)
-        y, y_result, _, _ = relaxation.solve(
-            lambda y: net.error_dynamics(y, x, i, J), jnp.zeros_like(x), net.tau
+        zero = jnp.zeros_like(x)
+        y = TIGHT_ODE.solve(
+            lambda _: lambda y: net.error_dynamics(y, x, i, J), zero, None, net.tau
         )
-        z, z_result, _, _ = relaxation.solve(
-            lambda z: nd.adjoint_field(net, x, i, z, J), jnp.zeros_like(x), net.tau
+        z = TIGHT_ODE.solve(
+            lambda _: lambda z: nd.adjoint_field(net, x, i, z, J), zero, None, net.tau
         )
-        ok = (y_result == nd.RESULTS.successful) & (z_result == nd.RESULTS.successful)
+        ok = (y.result == nd.RESULTS.successful) & (z.result == nd.RESULTS.successful)
         gprime = net.activation.derivative(net.net_input(x, i))
-        return net.weight_dynamics(y, x), y, gprime * z, ok
+        return net.weight_dynamics(y.y, x), y.y, gprime * z.y, ok
 
     return jax.vmap(one)(x, I, T)
 

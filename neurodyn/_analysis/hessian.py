@@ -22,10 +22,10 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 from .._models.base import AbstractNetwork
 from .._relax import (
     ODERelaxation,
+    as_relaxation,
     check_converged,
     initial_state,
-    ode_relaxation,
-    relax_one,
+    relax_patterns,
 )
 from .._validation import as_float_array, as_patterns, check_same_batch
 
@@ -36,7 +36,7 @@ def _with_weights(model: AbstractNetwork, weights: Array) -> AbstractNetwork:
 
 @eqx.filter_custom_jvp
 def _implicit_state(weights, I, model, x0, *, relaxation):
-    fp = relax_one(_with_weights(model, weights), I, x0, relaxation)
+    fp = relax_patterns(_with_weights(model, weights), I, x0, relaxation)
     return fp.x, fp
 
 
@@ -99,7 +99,7 @@ def _prepare(model, I, T, x0, rtol, atol, t_max, max_steps):
             "`model` must be a neurodyn network with a `weights` field, got "
             f"{type(model).__name__}."
         )
-    relaxation: ODERelaxation = ode_relaxation(None, rtol, atol, t_max, max_steps)
+    relaxation: ODERelaxation = as_relaxation(None, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units).astype(I.dtype)
     check_same_batch(I, T)

@@ -26,7 +26,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Complex, Float, PyTree, Real
 
 from .._models.base import AbstractNetwork
-from .._relax import initial_state, ode_relaxation, relax_one
+from .._relax import as_relaxation, initial_state, relax_patterns
 from .._validation import as_patterns
 from .spectra import _sorted, jacobian
 
@@ -69,7 +69,7 @@ def _track(models, I, x_start, iterations):
 
 @eqx.filter_jit
 def _relax_all(model, I, x0, relaxation):
-    return jax.vmap(lambda i, x: relax_one(model, i, x, relaxation).x)(I, x0)
+    return relax_patterns(model, I, x0, relaxation).x
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +227,7 @@ def stability_along(
     models, steps = _stacked(source, steps)
     first = jax.tree.map(lambda a: a[0] if eqx.is_array(a) else a, models)
     I = jnp.atleast_2d(as_patterns("I", I, first.n_units))
-    relaxation = ode_relaxation(None, rtol, atol, None, 65_536)
+    relaxation = as_relaxation(None, rtol, atol, None, 65_536)
     x_start = _relax_all(first, I, initial_state(first, I, x0), relaxation)
     x, residual, spectra = _track(models, I, x_start, newton_iterations)
     trace = StabilityTrace(jnp.asarray(steps), x, residual, spectra, None)
@@ -284,7 +284,7 @@ class StabilityMonitor:
     def __call__(self, step: int, model: AbstractNetwork) -> bool:
         I = as_patterns("I", self.I, model.n_units)
         if not self.states:
-            relaxation = ode_relaxation(None, 1e-8, 1e-10, None, 65_536)
+            relaxation = as_relaxation(None, 1e-8, 1e-10, None, 65_536)
             x_prev = _relax_all(model, I, initial_state(model, I, self.x0), relaxation)
         else:
             x_prev = self.states[-1]

@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 from .._dynamics import adjoint_field, forward_field, parameter_cotangent
 from .._gradients import RecurrentBackprop, pattern_errors
 from .._models.base import AbstractNetwork
-from .._relax import check_converged, initial_state, ode_relaxation
+from .._relax import as_relaxation, check_converged, initial_state
 from .._validation import as_float_array, as_patterns, check_same_batch
 
 
@@ -162,7 +162,7 @@ def analog_learning(
     if ts.ndim != 1 or bool(jnp.any(jnp.diff(ts) <= 0)) or ts[0] < 0 or ts[-1] > t1:
         raise ValueError(f"`saveat` must be increasing times within [0, {t1}].")
     solver = diffrax.Tsit5() if solver is None else solver
-    relaxation = ode_relaxation(solver, rtol, atol, None, 65_536)  # validates solver
+    relaxation = as_relaxation(solver, rtol, atol, None, 65_536)  # validates solver
     start = initial_state(model, I, x0)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     settings = (solver, rtol, atol, max_steps)

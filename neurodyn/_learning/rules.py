@@ -28,9 +28,9 @@ from .._models.base import AbstractNetwork
 from .._models.first_order import RateNetwork
 from .._relax import (
     FixedPoint,
+    as_relaxation,
     check_converged,
     initial_state,
-    ode_relaxation,
 )
 from .._validation import as_patterns, check_same_batch
 
@@ -206,19 +206,12 @@ class SquaredError(eqx.Module):
         return jnp.sum(jnp.where(self.output_units, y - r, 0) ** 2)
 
 
-def _fixed_points(model, I, x0, method, relaxation):
-    def one(i, x):
-        return method.fixed_point(model, i, x, relaxation)
-
-    return jax.vmap(one)(I, x0)
-
-
 @eqx.filter_jit
 def _rule_direction(rule, model, I, T, weights, loss, x0, method, relaxation):
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
     def fixed_points(params):
-        fp = _fixed_points(eqx.combine(params, static), I, x0, method, relaxation)
+        fp = method.fixed_point(eqx.combine(params, static), I, x0, relaxation)
         return fp.x, fp
 
     r, vjp, fp = eqx.filter_vjp(fixed_points, params, has_aux=True)
@@ -280,7 +273,7 @@ def rule_direction(
     """
     check_method(method)
     _check_rate_network(model)
-    relaxation = ode_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = jnp.atleast_2d(as_patterns("I", I, model.n_units))
     T = jnp.asarray(T, dtype=I.dtype)
     T = T.reshape(I.shape[0], -1) if T.ndim < 2 else T

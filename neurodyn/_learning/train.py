@@ -16,7 +16,7 @@ from rich.progress import Progress
 
 from .._gradients import RecurrentBackprop, check_method, pattern_errors
 from .._models.base import AbstractNetwork
-from .._relax import check_converged, initial_state, ode_relaxation
+from .._relax import as_relaxation, check_converged, initial_state
 from .._validation import as_patterns, check_same_batch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .modes import AbstractPatternMode, as_mode
@@ -168,7 +168,7 @@ def train(
         )
     if snapshot_every is not None and not snapshot_every >= 1:
         raise ValueError(f"`snapshot_every` must be positive, got {snapshot_every}.")
-    relaxation = ode_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units).astype(I.dtype)
     check_same_batch(I, T)
