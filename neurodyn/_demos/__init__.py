@@ -3,6 +3,7 @@ that fills the run folder `out` (see `neurodyn demo --list`)."""
 
 from . import (
     analog_xor,
+    backward_tuning,
     cam_figure1,
     first_order,
     higher_order_parity,
@@ -22,4 +23,5 @@ DEMOS = {
     "stability": stability.run,
     "zhu-rosenbaum-regression": zhu_rosenbaum_regression.run,
     "zhu-rosenbaum-digits": zhu_rosenbaum_digits.run,
+    "backward-tuning": backward_tuning.run,
 }
