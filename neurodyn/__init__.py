@@ -63,6 +63,7 @@ from ._learning.rules import (
     AbstractLearningRule as AbstractLearningRule,
     rule_direction as rule_direction,
 )
+from ._learning.semi_gradient import SemiGradient as SemiGradient
 from ._learning.train import (
     History as History,
     TrainResult as TrainResult,
@@ -79,6 +80,11 @@ from ._models.first_order import (
     RateNetwork as RateNetwork,
 )
 from ._models.higher_order import HigherOrderNetwork as HigherOrderNetwork
+from ._models.layered import (
+    ImplicitLayer as ImplicitLayer,
+    ImplicitRecurrentNetwork as ImplicitRecurrentNetwork,
+    implicit_network as implicit_network,
+)
 from ._recall import (
     Recall as Recall,
     cue_state as cue_state,

@@ -7,6 +7,8 @@ from . import (
     cam_figure1,
     first_order,
     higher_order_parity,
+    implicit_pendulum,
+    implicit_xor,
     stability,
     xor,
     zhu_rosenbaum_digits,
@@ -23,5 +25,7 @@ DEMOS = {
     "stability": stability.run,
     "zhu-rosenbaum-regression": zhu_rosenbaum_regression.run,
     "zhu-rosenbaum-digits": zhu_rosenbaum_digits.run,
+    "implicit-xor": implicit_xor.run,
+    "implicit-pendulum": implicit_pendulum.run,
     "backward-tuning": backward_tuning.run,
 }
