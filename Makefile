@@ -10,7 +10,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 # busy 2-core machine made dense solves and eigenvalues 30-65x slower).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test test-slow demo lint bench clean
+.PHONY: setup test test-slow demo lint bench bench-analog clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/gradients.py
+
+bench-analog: $(STAMP)
+	$(PY) benchmarks/analog_solvers.py
 
 clean:
 	rm -rf $(VENV) .cache runs

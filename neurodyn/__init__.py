@@ -94,6 +94,10 @@ from ._recall import (
 )
 from ._relax import FixedPoint as FixedPoint, relax as relax
 from ._results import RESULTS as RESULTS
+from ._sharding import (
+    pattern_sharding as pattern_sharding,
+    shard_patterns as shard_patterns,
+)
 from ._solvers.base import AbstractSteadyStateSolver as AbstractSteadyStateSolver
 from ._solvers.fallback import Fallback as Fallback
 from ._solvers.iteration import (

@@ -11,6 +11,7 @@ import pytest
 
 import neurodyn as nd
 from neurodyn._learning import train as train_module
+from neurodyn._learning.analog import default_solver
 
 from .helpers import random_network, random_patterns
 
@@ -185,6 +186,28 @@ def test_analog_learning_with_an_implicit_solver(problem):
     implicit = nd.analog_learning(net, I, T, solver=diffrax.Kvaerno5(), **kwargs)
     assert np.allclose(implicit.model.weights, explicit.model.weights, atol=1e-5)
     assert np.allclose(implicit.x, explicit.x, atol=1e-5)
+
+
+def test_default_analog_solver_matches_a_reference_solve(problem):
+    """Below eta tau D^2 = 10 the default is implicit; it agrees with a tight
+    explicit solve of the same short run."""
+    net, I, T = problem
+    size = 2 * I.size + net.weights.size  # D = 72: implicit below eta ~ 1.9e-3
+    explicit = default_solver(0.1, 1.0, size, I.dtype, 1e-6, 1e-8)
+    implicit = default_solver(1e-3, 1.0, size, I.dtype, 1e-6, 1e-8)
+    assert isinstance(explicit, diffrax.Tsit5)
+    assert isinstance(implicit, diffrax.Kvaerno5)
+    eta, t1 = 1e-3, 100.0
+    kwargs = dict(eta=eta, t1=t1, saveat=jnp.array([t1]))
+    run = nd.analog_learning(net, I, T, **kwargs)
+    reference = nd.analog_learning(
+        net, I, T, solver=diffrax.Dopri8(), rtol=1e-10, atol=1e-12, **kwargs
+    )
+    change = np.max(np.abs(reference.model.weights[-1] - net.weights))
+    assert change > 1e-3  # the weights did move
+    error = np.max(np.abs(run.model.weights[-1] - reference.model.weights[-1]))
+    assert error < 1e-4 * change
+    assert np.allclose(run.x, reference.x, atol=1e-6)
 
 
 def test_pattern_schedule_restarts_at_each_switch(problem):

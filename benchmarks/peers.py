@@ -1,0 +1,1167 @@
+r"""Benchmark: neurodyn's fixed points and gradients against every peer, in one run.
+
+The problem (issue 11). A first-order network $x^* = F(x^*) = g(W x^*) + I$ with
+logistic $g$, $N$ units, $P$ patterns $I \sim U(-1, 1)$, targets
+$T \sim U(0.1, 0.9)$, every unit an output unit, and the loss
+
+$$E = \tfrac12 \sum_{a=1}^{P} \sum_{i=1}^{N} (T_i^a - x_i^{*a})^2 .$$
+
+Every entry is one jitted function `(W, I, T) -> (E, dE/dW)` over the whole batch
+(single-pattern peers are `vmap`-ed over the patterns), started from $x = 0.5$.
+
+Two regimes:
+
+- `contracting`: $W = 0.5\,\mathrm{randn}(N, N)/\sqrt N$. The map $F$ is a
+  contraction ($\|GW\| \approx 0.25$ with $G = \mathrm{diag}(g'(Wx))$), so plain
+  iteration $x \leftarrow F(x)$ converges in a few steps.
+- `skew`: $W = 3 (A - A^T)/\sqrt N$, $A \sim \mathrm{randn}$. $G^{1/2} W G^{1/2}$ is
+  skew-symmetric, so the eigenvalues of $GW$ are imaginary: those of the ODE's
+  Jacobian $-1 + GW$ have real part $-1$ (the fixed point is stable and the ODE
+  converges), while $|\mathrm{eig}(GW)| > 1$ for many of them, so plain iteration
+  oscillates instead of converging. The script checks this numerically (the
+  "regime check" table: eigenvalues of $GW$ at the reference fixed point of pattern
+  0, by `numpy.linalg.eigvals`, and the residual of 500 plain iterations).
+
+Entries:
+
+- peers: backprop through diffrax (Tsit5, PID controller, steady-state event,
+  `RecursiveCheckpointAdjoint`); the same forward solve with diffrax's
+  `ImplicitAdjoint` (its default linear solver, a dense LU of the Jacobian per
+  pattern); optimistix `fixed_point` with `FixedPointIteration` and its
+  `ImplicitAdjoint` with `lineax.LU()` (dense) or `lineax.GMRES` (matrix-free);
+  jaxopt `FixedPointIteration` and `AndersonAcceleration` (defaults: history 5,
+  ridge 1e-5) with implicit differentiation by GMRES; and the plain-loop floor, a
+  hand-written `lax.while_loop` of $X \leftarrow g(X W^T) + I$ over the whole batch
+  to the tolerance, then the adjoint iteration $Z \leftarrow (g'(u) \odot Z) W + J$,
+  $J = X - T$, and $\partial E/\partial W = (g'(u) \odot Z)^T X$: one matrix
+  product per iteration, the least work any method can do here.
+- neurodyn: `nd.value_and_grad(net, I, T)` with its default solver and method, and
+  `nd.value_and_grad(net, I, T, solver=S, method=M)` per steady-state solver S with
+  `M = nd.RecurrentBackprop()` (the adjoint by the same solver) and, for some,
+  `nd.ImplicitDiff(lineax.GMRES(...))` (`neurodyn_entries()`, to extend).
+
+**Matched tolerances.** The common criterion is the root-mean-square fixed-point
+residual of every pattern, $\mathrm{RMS}(F(x) - x) \le \mathrm{tol}$, with
+tol $= 10^{-5}$ in float32 and $10^{-10}$ in float64 (absolute; $x^*$ is of order
+one, $\mathrm{RMS}(x^*) \approx 0.6$-$1$, so this is also a relative tolerance of
+about tol). The adjoint solves use the same absolute RMS tolerance on the residual of
+$(1 - \partial F/\partial x)^T z = J$ (the source $J = x^* - T$ has RMS about 0.3).
+How each entry maps onto it:
+
+- diffrax peers and neurodyn's ODE: for $\tau = 1$ the vector field is
+  $F(x) - x$, so the steady-state event `RMS(F(x) - x) < tol` is the criterion
+  itself; the PID controller runs a decade tighter (rtol, atol $= 0.1\,$tol), as
+  neurodyn's `ODERelaxation` does.
+- optimistix `FixedPointIteration(rtol=0, atol=tol, norm=optimistix.rms_norm)`
+  stops when $\mathrm{RMS}(x_n - F(x_n))/\mathrm{tol} < 1$; its GMRES adjoint is
+  `lineax.GMRES(rtol=0, atol=tol, norm=optimistix.rms_norm)`.
+- jaxopt measures the Euclidean norm of $F(x) - x$, so its `tol` is
+  $\mathrm{tol}\sqrt N$; its implicit-diff solve is `jax.scipy`'s GMRES with
+  `tol=0, atol=tol`$\sqrt N$, `solve_method="incremental"` (jaxopt's default, CG
+  on the normal equations with a relative tolerance of $10^{-5}$, cannot reach the
+  float64 tolerance).
+- the floor stops both loops at $\max_a \mathrm{RMS}(\cdot) \le$ tol.
+- neurodyn: `atol=tol` and `rtol=1e-3 tol` (its tests are
+  $\mathrm{RMS} < \mathrm{atol} + \mathrm{rtol}\cdot\mathrm{size}$; the tiny rtol
+  makes them absolute).
+
+optimistix and jaxopt test the residual of the previous iterate and return one
+more iterate $F(x_n)$, which is at least as accurate when $F$ contracts; neurodyn
+and the floor return the iterate they tested (the floor's adjoint, one more).
+
+**What is reported** per (regime, dtype, N, entry): the median wall time of
+`--repeats` calls after a warm-up call, each blocked with `jax.block_until_ready`;
+the compile time (`jax.jit(fn).lower(...).compile()`, tracing included, no
+persistent cache); XLA's memory estimate, `compiled.memory_analysis()` temp +
+output bytes; iterations (mean forward steps per pattern, where the entry exposes
+them; the floor's as forward + adjoint; neurodyn's `value_and_grad` does not, so at
+`--forward-sizes`, default 1024, its forward relaxation `nd.relax` is compiled and
+timed too, giving its steps and the gradient/forward time ratio);
+whether it converged; the gradient's relative error
+$\max|G - G_\mathrm{ref}| / \max|G_\mathrm{ref}|$ against a float64 reference
+(below); and the ratios of its time to neurodyn's default and to the floor.
+
+An entry is **FAILED** (and timed only by its warm-up call) when it raises, returns
+a non-finite value, reports that it did not converge (its own flag, or for jaxopt
+its final error above its tol), or its gradient's relative error exceeds
+$10^3\,$tol.
+
+**Reference.** In float64: damped iteration $x \leftarrow x + a(F(x) - x)$ with
+$a = 1/(1 + \rho^2)$, $\rho = \|W\|_2/4$ (power iteration; $g' \le 1/4$, so $a$
+damps every mode of an imaginary spectrum) until $\mathrm{RMS}(F(x) - x) \le
+10^{-13}$, then a dense solve $(1 - GW)^T z = J$ per pattern (`jnp.linalg.solve`)
+and $\partial E/\partial W = (g' \odot z)^T x$. The same (float64) problem is cast
+to float32 for the float32 runs.
+
+**Skip rules** (printed as "skipped (reason)"): (1) an entry that failed at a
+smaller N in the same regime and dtype is not run at larger N; (2) an entry whose
+time per call, predicted from the previous N by $N^2$ (matrix-free) or $N^3$
+(dense per-pattern LU), or by the growth measured between the two previous sizes
+if that is steeper, exceeds `--cap-seconds` (default 8 s) is not run, e.g.
+backprop through diffrax at N = 2048. A memory check compiles neurodyn's default
+and the floor at two tolerances (1e-3 and 1e-6, float32, contracting, N = 1024) and
+compares their XLA memory.
+
+float32 runs with `jax_enable_x64` off, as users run it, and float64 with it on,
+in the same process: with x64 on, float32 inputs meet float64 scalars inside
+optimistix's `FixedPointIteration`, jaxopt's `AndersonAcceleration` and neurodyn's
+fallback, and they raise.
+
+Run `.venv/bin/python benchmarks/peers.py --help`. The default run (4 sizes, 2
+dtypes, 2 regimes) took 30 minutes on 2 CPU cores shared with other jobs (load
+average 5-9), mostly compiling: 2-15 s per entry and size. `OPENBLAS_NUM_THREADS`
+defaults to 1 (see `gradients.py`). Needs the `bench` extra (jaxopt); without it the
+jaxopt entries are reported as unavailable.
+"""
+
+import argparse
+import datetime
+import functools
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import timeit
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import diffrax  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import lineax as lx  # noqa: E402
+import numpy as np  # noqa: E402
+import optimistix as optx  # noqa: E402
+
+import neurodyn as nd  # noqa: E402
+
+
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import jaxopt
+    JAXOPT_ERROR = None
+except Exception as error:  # reported in the table, the rest still runs
+    jaxopt = None
+    JAXOPT_ERROR = f"{type(error).__name__}: {error}"
+
+
+TOLERANCES = {"float32": 1e-5, "float64": 1e-10}
+REGIMES = ("contracting", "skew")
+# Cap on iterations of the iterative peers and the floor; the converging ones need
+# at most a few hundred here.
+MAX_ITERATIONS = 1000
+# Cap on the ODE peers' steps: ample (they take at most a few hundred), and it sets
+# the checkpoints of backprop through diffrax.
+MAX_ODE_STEPS = 4096
+# Horizon of the ODE relaxations: neurodyn's default of 1000 time constants.
+T_MAX = 1000.0
+# A gradient further than this times tol from the reference is wrong.
+WRONG_FACTOR = 1e3
+X0 = 0.5
+DEFAULT = "neurodyn default"
+FLOOR = "plain-loop floor"
+
+
+# ----------------------------------------------------------------------------------
+# The problem
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One regime and size, in float64 (NumPy); cast per dtype."""
+
+    regime: str
+    weights: np.ndarray
+    sources: np.ndarray
+    targets: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.weights.shape[0]
+
+    def arrays(self, dtype: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return tuple(
+            jnp.asarray(a, dtype=dtype)
+            for a in (self.weights, self.sources, self.targets)
+        )
+
+
+def make_problem(regime: str, n: int, p: int, seed: int) -> Problem:
+    rng = np.random.default_rng([seed, REGIMES.index(regime), n])
+    A = rng.standard_normal((n, n))
+    if regime == "contracting":
+        weights = 0.5 * A / np.sqrt(n)
+    else:
+        weights = 3.0 * (A - A.T) / np.sqrt(n)
+    sources = rng.uniform(-1.0, 1.0, (p, n))
+    targets = rng.uniform(0.1, 0.9, (p, n))
+    return Problem(regime, weights, sources, targets)
+
+
+def drive(W, x, i):
+    """$F(x) = g(Wx) + I$ for one pattern."""
+    return jax.nn.sigmoid(W @ x) + i
+
+
+def rms(v, axis=-1):
+    return jnp.sqrt(jnp.mean(v**2, axis=axis))
+
+
+# ----------------------------------------------------------------------------------
+# The float64 reference
+
+
+@dataclass(frozen=True)
+class Reference:
+    x: np.ndarray
+    loss: float
+    grad: np.ndarray
+    iterations: int
+    residual: float
+    damping: float
+    rms_x: float
+
+
+@jax.jit
+def _spectral_norm(W):
+    def step(_, v):
+        v = W.T @ (W @ v)
+        return v / jnp.linalg.norm(v)
+
+    v = jax.lax.fori_loop(0, 100, step, jnp.ones(W.shape[0], W.dtype))
+    return jnp.linalg.norm(W @ v)
+
+
+@functools.partial(jax.jit, static_argnames="max_iterations")
+def _reference(W, I, T, damping, max_iterations=20_000):
+    def F(X):
+        return jax.nn.sigmoid(X @ W.T) + I
+
+    def cond(carry):
+        _, k, r = carry
+        return (r > 1e-13) & (k < max_iterations)
+
+    def body(carry):
+        X, k, _ = carry
+        R = F(X) - X
+        return X + damping * R, k + 1, jnp.max(rms(R))
+
+    X, k, _ = jax.lax.while_loop(
+        cond, body, (jnp.full_like(I, X0), jnp.array(0), jnp.array(jnp.inf, W.dtype))
+    )
+    s = jax.nn.sigmoid(X @ W.T)
+    slope = s * (1 - s)
+    eye = jnp.eye(W.shape[0], dtype=W.dtype)
+
+    def adjoint(args):
+        g, j = args
+        return jnp.linalg.solve((eye - g[:, None] * W).T, j)
+
+    Z = jax.lax.map(adjoint, (slope, X - T))
+    E = 0.5 * jnp.sum((T - X) ** 2)
+    return X, E, (slope * Z).T @ X, k, jnp.max(rms(F(X) - X))
+
+
+def reference(problem: Problem) -> Reference:
+    W, I, T = problem.arrays("float64")
+    rho = 0.25 * float(_spectral_norm(W)) * 1.05
+    damping = min(1.0, 1.0 / (1.0 + rho**2))
+    X, E, G, k, residual = _reference(W, I, T, damping)
+    return Reference(
+        np.asarray(X),
+        float(E),
+        np.asarray(G),
+        int(k),
+        float(residual),
+        damping,
+        float(jnp.mean(rms(X))),
+    )
+
+
+@dataclass(frozen=True)
+class RegimeCheck:
+    regime: str
+    n: int
+    max_real_jacobian: float
+    min_real_jacobian: float
+    max_abs: float
+    frac_above_one: float
+    plain_residual: float
+    reference_residual: float
+    reference_iterations: int
+    damping: float
+    rms_x: float
+
+
+@functools.partial(jax.jit, static_argnames="iterations")
+def _plain_residual(W, I, iterations=500):
+    X = jax.lax.fori_loop(
+        0, iterations, lambda _, X: jax.nn.sigmoid(X @ W.T) + I, jnp.full_like(I, X0)
+    )
+    return jnp.max(rms(jax.nn.sigmoid(X @ W.T) + I - X))
+
+
+def regime_check(problem: Problem, ref: Reference) -> RegimeCheck:
+    """Eigenvalues of $GW$ at pattern 0's reference fixed point, and whether 500
+    plain iterations converge (float64)."""
+    W = problem.weights
+    s = 1.0 / (1.0 + np.exp(-(W @ ref.x[0])))
+    eig = np.linalg.eigvals((s * (1 - s))[:, None] * W)
+    jacobian = eig - 1.0
+    W64, I64, _ = problem.arrays("float64")
+    return RegimeCheck(
+        problem.regime,
+        problem.n,
+        float(jacobian.real.max()),
+        float(jacobian.real.min()),
+        float(np.abs(eig).max()),
+        float(np.mean(np.abs(eig) > 1)),
+        float(_plain_residual(W64, I64)),
+        ref.residual,
+        ref.iterations,
+        ref.damping,
+        ref.rms_x,
+    )
+
+
+# ----------------------------------------------------------------------------------
+# Entries: each builds, for a tolerance, a function (W, I, T) -> (E, dE/dW,
+# converged, iterations) where iterations = [forward, adjoint] (NaN if unknown).
+
+NAN2 = (float("nan"), float("nan"))
+
+
+def _iterations(forward, adjoint=None):
+    forward = jnp.mean(jnp.asarray(forward, jnp.float32))
+    adjoint = jnp.nan if adjoint is None else jnp.asarray(adjoint, jnp.float32)
+    return jnp.stack([forward, jnp.asarray(adjoint, jnp.float32)])
+
+
+def _batched_gradient(fixed_point):
+    """Turn a single-pattern `fixed_point(W, i) -> (x, ok, steps)` into the
+    batched `(W, I, T) -> (E, dE/dW, converged, iterations)`."""
+
+    def fn(W, I, T):
+        def total(W):
+            x, ok, steps = jax.vmap(lambda i: fixed_point(W, i))(I)
+            return 0.5 * jnp.sum((T - x) ** 2), (ok, steps)
+
+        (E, (ok, steps)), G = jax.value_and_grad(total, has_aux=True)(W)
+        return E, G, jnp.all(ok), _iterations(steps)
+
+    return fn
+
+
+def _ode(tol, adjoint):
+    def fixed_point(W, i):
+        def field(t, y, args):
+            del t
+            W_, i_ = args
+            return drive(W_, y, i_) - y
+
+        def settled(t, y, args, **kwargs):
+            del kwargs
+            return rms(field(t, y, args)) < tol
+
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(field),
+            diffrax.Tsit5(),
+            t0=0.0,
+            t1=T_MAX,
+            dt0=None,
+            y0=jnp.full_like(i, X0),
+            args=(W, i),
+            stepsize_controller=diffrax.PIDController(rtol=0.1 * tol, atol=0.1 * tol),
+            event=diffrax.Event(settled),
+            saveat=diffrax.SaveAt(t1=True),
+            max_steps=MAX_ODE_STEPS,
+            adjoint=adjoint,
+            throw=False,
+        )
+        ok = sol.result == diffrax.RESULTS.event_occurred
+        return sol.ys[-1], ok, sol.stats["num_steps"]
+
+    return _batched_gradient(fixed_point)
+
+
+def diffrax_backprop(tol):
+    return _ode(tol, diffrax.RecursiveCheckpointAdjoint())
+
+
+def diffrax_implicit(tol):
+    return _ode(tol, diffrax.ImplicitAdjoint())
+
+
+def _optimistix(tol, linear_solver):
+    solver = optx.FixedPointIteration(rtol=0.0, atol=tol, norm=optx.rms_norm)
+
+    def fixed_point(W, i):
+        sol = optx.fixed_point(
+            lambda y, args: drive(args[0], y, args[1]),
+            solver,
+            jnp.full_like(i, X0),
+            args=(W, i),
+            max_steps=MAX_ITERATIONS,
+            adjoint=optx.ImplicitAdjoint(linear_solver),
+            throw=False,
+        )
+        return sol.value, sol.result == optx.RESULTS.successful, sol.stats["num_steps"]
+
+    return _batched_gradient(fixed_point)
+
+
+def optimistix_lu(tol):
+    return _optimistix(tol, lx.LU())
+
+
+def gmres(tol):
+    """lineax GMRES to the common absolute RMS tolerance."""
+    return lx.GMRES(rtol=0.0, atol=tol, norm=optx.rms_norm)
+
+
+def optimistix_gmres(tol):
+    return _optimistix(tol, gmres(tol))
+
+
+def _jaxopt(tol, solver_class, **options):
+    def fixed_point(W, i):
+        # jaxopt's error is the Euclidean norm of F(x) - x: RMS tol times sqrt(N).
+        l2_tol = tol * math.sqrt(i.shape[-1])
+        solver = solver_class(
+            fixed_point_fun=lambda x, W_, i_: drive(W_, x, i_),
+            tol=l2_tol,
+            maxiter=MAX_ITERATIONS,
+            implicit_diff=True,
+            # jax.scipy's GMRES; "incremental" stops as soon as the residual is
+            # small enough ("batched", the default, ran 2-3x slower here).
+            implicit_diff_solve=functools.partial(
+                jaxopt.linear_solve.solve_gmres,
+                tol=0.0,
+                atol=l2_tol,
+                solve_method="incremental",
+            ),
+            **options,
+        )
+        params, state = solver.run(jnp.full_like(i, X0), W, i)
+        return params, state.error <= l2_tol, state.iter_num
+
+    return _batched_gradient(fixed_point)
+
+
+def jaxopt_fixed_point(tol):
+    return _jaxopt(tol, jaxopt.FixedPointIteration)
+
+
+def jaxopt_anderson(tol):
+    return _jaxopt(tol, jaxopt.AndersonAcceleration)
+
+
+def plain_floor(tol):
+    """The cheapest gradient: plain iteration forward and adjoint, whole batch, one
+    matrix product per iteration and one for dE/dW."""
+
+    def fn(W, I, T):
+        def cond(carry):
+            *_, k, r = carry
+            return (r > tol) & (k < MAX_ITERATIONS)
+
+        # Carry X and S = g(W X), so that F(X) = S + I and the slope at the
+        # returned X come without another product.
+        def forward(carry):
+            _, S, k, _ = carry
+            X = S + I
+            S_new = jax.nn.sigmoid(X @ W.T)
+            return X, S_new, k + 1, jnp.max(rms(S_new + I - X))
+
+        X_start = jnp.full_like(I, X0)
+        S_start = jax.nn.sigmoid(X_start @ W.T)
+        r_start = jnp.max(rms(S_start + I - X_start))
+        X, S, k_forward, r_forward = jax.lax.while_loop(
+            cond, forward, (X_start, S_start, jnp.array(0), r_start)
+        )
+        slope = S * (1 - S)
+        J = X - T
+
+        def backward(carry):
+            Z, k, _ = carry
+            Z_new = (slope * Z) @ W + J
+            return Z_new, k + 1, jnp.max(rms(Z_new - Z))
+
+        inf = jnp.array(jnp.inf, I.dtype)
+        Z, k_adjoint, r_adjoint = jax.lax.while_loop(
+            cond, backward, (J, jnp.array(0), inf)
+        )
+        E = 0.5 * jnp.sum((T - X) ** 2)
+        G = (slope * Z).T @ X
+        ok = (r_forward <= tol) & (r_adjoint <= tol)
+        return E, G, ok, _iterations(k_forward, k_adjoint)
+
+    return fn
+
+
+def nd_tolerances(tol: float) -> dict[str, float]:
+    """neurodyn's tests are RMS < atol + rtol * size: absolute with a tiny rtol."""
+    return {"atol": tol, "rtol": 1e-3 * tol}
+
+
+def neurodyn_entry(**options):
+    """`nd.value_and_grad(net, I, T, **options)` at the common tolerance; options
+    may be functions of tol."""
+
+    def build(tol):
+        resolved = {k: v(tol) if callable(v) else v for k, v in options.items()}
+
+        def fn(W, I, T):
+            net = nd.FirstOrderNetwork(W)
+            E, grads = nd.value_and_grad(net, I, T, **resolved, **nd_tolerances(tol))
+            # neurodyn raises when a pattern does not converge.
+            return E, grads.weights, jnp.array(True), _iterations(jnp.nan)
+
+        return fn
+
+    return build
+
+
+def neurodyn_forward(entry, tol, W, I) -> tuple[Callable[[], object], float]:
+    """The forward relaxation alone, `nd.relax` with the entry's solver, compiled:
+    a blocking call, and its mean steps (value_and_grad does not return them)."""
+    options = {k: v(tol) if callable(v) else v for k, v in entry.relax_options.items()}
+
+    def forward(W, I):
+        fp = nd.relax(nd.FirstOrderNetwork(W), I, **options, **nd_tolerances(tol))
+        return fp.x, fp.num_steps
+
+    compiled = jax.jit(forward).lower(W, I).compile()
+    _, steps = jax.block_until_ready(compiled(W, I))
+    return lambda: jax.block_until_ready(compiled(W, I)), float(jnp.mean(steps))
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    build: Callable[[float], Callable]
+    # Forms and factorises an N x N matrix per pattern: time ~ N^3 (else ~ N^2).
+    dense: bool = False
+    neurodyn: bool = False
+    # For neurodyn entries: the `nd.relax` options of its forward relaxation, and
+    # a key shared by the entries with the same forward (timed once).
+    relax_options: dict | None = None
+    forward_key: str | None = None
+    unavailable: str | None = None
+    extra: bool = False  # run only with --extra
+
+
+PEERS = [
+    Entry("diffrax backprop (RecursiveCheckpoint)", diffrax_backprop),
+    Entry("diffrax ImplicitAdjoint (LU)", diffrax_implicit, dense=True),
+    Entry("optimistix FixedPoint + LU", optimistix_lu, dense=True),
+    Entry("optimistix FixedPoint + GMRES", optimistix_gmres),
+    Entry(
+        "jaxopt FixedPointIteration",
+        jaxopt_fixed_point,
+        unavailable=JAXOPT_ERROR and f"jaxopt unavailable: {JAXOPT_ERROR}",
+    ),
+    Entry(
+        "jaxopt Anderson",
+        jaxopt_anderson,
+        unavailable=JAXOPT_ERROR and f"jaxopt unavailable: {JAXOPT_ERROR}",
+    ),
+    Entry(FLOOR, plain_floor),
+]
+
+
+def neurodyn_entries() -> list[Entry]:
+    """neurodyn's default, then per steady-state solver `RecurrentBackprop` (the
+    adjoint by the same solver) and, for some, `ImplicitDiff(GMRES)`; entries marked
+    extra run only with `--extra`. Solvers this neurodyn lacks are left out."""
+
+    def entry(name, solver=None, extra=False, **options):
+        if solver is not None:
+            options["solver"] = solver
+        return Entry(
+            name,
+            neurodyn_entry(**options),
+            neurodyn=True,
+            relax_options={"solver": solver} if solver is not None else {},
+            forward_key=name.split(" + ")[0],
+            extra=extra,
+        )
+
+    implicit_gmres = {"method": lambda tol: nd.ImplicitDiff(gmres(tol))}
+    recurrent = {"method": nd.RecurrentBackprop()}
+    entries = [
+        entry(DEFAULT),
+        entry("neurodyn default + ImplicitDiff(GMRES)", extra=True, **implicit_gmres),
+    ]
+    # (class name, settings, [(method, extra), ...])
+    solvers = [
+        ("ODERelaxation", {}, [(recurrent, False)]),
+        ("FixedPointIteration", {}, [(recurrent, False)]),
+        ("FixedPointIteration", {"damping": 0.3}, [(recurrent, False)]),
+        ("Anderson", {}, [(recurrent, False), (implicit_gmres, False)]),
+        ("NewtonKrylov", {}, [(recurrent, True), (implicit_gmres, False)]),
+    ]
+    steady_state = getattr(nd, "AbstractSteadyStateSolver", None)
+    for name, settings, methods in solvers:
+        cls = getattr(nd, name, None)
+        if steady_state is None or cls is None or not issubclass(cls, steady_state):
+            continue
+        label = name + (
+            "(" + ", ".join(f"{k}={v}" for k, v in settings.items()) + ")"
+            if settings
+            else ""
+        )
+        for method, extra in methods:
+            kind = "ImplicitDiff(GMRES)" if method is implicit_gmres else "RB"
+            entries.append(
+                entry(f"nd {label} + {kind}", cls(**settings), extra, **method)
+            )
+    return entries
+
+
+# ----------------------------------------------------------------------------------
+# Running and timing
+
+
+@dataclass
+class Result:
+    regime: str
+    dtype: str
+    n: int
+    entry: str
+    status: str  # "ok", "FAILED" or "skipped"
+    note: str = ""
+    median: float = float("nan")  # seconds
+    best: float = float("nan")
+    compile: float = float("nan")
+    memory: float = float("nan")  # bytes, temp + output
+    forward_iterations: float = float("nan")
+    adjoint_iterations: float = float("nan")
+    rel_err: float = float("nan")
+    loss: float = float("nan")
+    repeats: int = 0
+    forward: float = float("nan")  # neurodyn: median of nd.relax alone, seconds
+
+
+def compile_entry(fn, W, I, T):
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(W, I, T).compile()
+    seconds = time.perf_counter() - start
+    stats = compiled.memory_analysis()
+    memory = float("nan")
+    if stats is not None:
+        memory = float(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+    return compiled, seconds, memory
+
+
+def failure_message(error: Exception) -> str:
+    """The first sentence of an exception, or of the Equinox runtime error (e.g.
+    neurodyn's "did not converge") that a jitted call carries inside its text."""
+    text = str(error)
+    marker = "EquinoxRuntimeError: "
+    if marker in text:
+        text = text[text.index(marker) + len(marker) :]
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = first.split(": ")[0].split(". ")[0]
+    return f"raised {type(error).__name__}: {first[:80]}"
+
+
+def rel_error(G, ref) -> float:
+    G = np.asarray(G, dtype=np.float64)
+    return float(np.max(np.abs(G - ref)) / np.max(np.abs(ref)))
+
+
+def run_entry(entry, problem, ref, dtype, repeats, forwards, log) -> Result:
+    """Compile, run, check and time one entry. With a dict `forwards` (None: not at
+    this size), a neurodyn entry's forward relaxation is also compiled (once per
+    forward_key, kept in `forwards`), its steps counted, and its calls timed
+    alternately with the gradient's, so that both see the same machine load."""
+    forward = forwards is not None
+
+    def forward_of():
+        if entry.forward_key not in forwards:
+            forwards[entry.forward_key] = neurodyn_forward(entry, tol, W, I)
+        return forwards[entry.forward_key]
+
+    tol = TOLERANCES[dtype]
+    result = Result(problem.regime, dtype, problem.n, entry.name, "ok")
+    W, I, T = problem.arrays(dtype)
+    try:
+        fn = entry.build(tol)
+        compiled, result.compile, result.memory = compile_entry(fn, W, I, T)
+        start = time.perf_counter()
+        E, G, ok, iterations = jax.block_until_ready(compiled(W, I, T))
+        first = time.perf_counter() - start
+    except Exception as error:  # a peer that crashes is a failure, not the end
+        result.status, result.note = "FAILED", failure_message(error)
+        log(f"  {entry.name} raised {type(error).__name__}: {result.note}")
+        if entry.neurodyn and forward and np.isfinite(result.compile):
+            _, result.forward_iterations = forward_of()
+        return result
+    result.loss = float(E)
+    result.forward_iterations, result.adjoint_iterations = map(float, iterations)
+    if G.dtype != jnp.dtype(dtype):
+        log(f"  {entry.name}: gradient came back as {G.dtype}, not {dtype}")
+    finite = bool(jnp.isfinite(E)) and bool(jnp.all(jnp.isfinite(G)))
+    result.rel_err = rel_error(G, ref.grad) if finite else float("nan")
+    reasons = []
+    if not finite:
+        reasons.append("non-finite")
+    if not bool(ok):
+        reasons.append("not converged")
+    if finite and result.rel_err > WRONG_FACTOR * tol:
+        reasons.append("wrong gradient")
+    if reasons:
+        result.status, result.note = "FAILED", ", ".join(reasons)
+        result.median = result.best = first
+        result.repeats = 1
+        return result
+
+    def gradient():
+        return jax.block_until_ready(compiled(W, I, T))
+
+    if entry.neurodyn and forward:
+        relax, result.forward_iterations = forward_of()
+        runs, forward_runs = [], []
+        for _ in range(repeats):
+            runs += timeit.repeat(gradient, number=1, repeat=1)
+            forward_runs += timeit.repeat(relax, number=1, repeat=1)
+        result.forward = statistics.median(forward_runs)
+    else:
+        runs = timeit.repeat(gradient, number=1, repeat=repeats)
+    result.median, result.best, result.repeats = (
+        statistics.median(runs),
+        min(runs),
+        repeats,
+    )
+    return result
+
+
+def skip_reason(entry, n, dtype, regime, results, cap_seconds) -> str | None:
+    if entry.unavailable:
+        return entry.unavailable
+    earlier = [
+        r
+        for r in results
+        if r.entry == entry.name and r.dtype == dtype and r.regime == regime and r.n < n
+    ]
+    failed = [r for r in earlier if r.status == "FAILED"]
+    if failed:
+        return f"failed at N={failed[0].n}"
+    skipped = [r for r in earlier if r.status == "skipped"]
+    if skipped:
+        return skipped[-1].note
+    timed = sorted((r for r in earlier if r.status == "ok"), key=lambda r: r.n)
+    if timed:
+        # Nominal growth N^2 (matrix-free) or N^3 (dense LU per pattern), or the
+        # growth measured between the last two sizes if steeper.
+        power = 3 if entry.dense else 2
+        if len(timed) >= 2 and timed[-1].n > timed[-2].n:
+            a, b = timed[-2], timed[-1]
+            power = max(power, math.log(b.median / a.median) / math.log(b.n / a.n))
+        last = timed[-1]
+        predicted = last.median * (n / last.n) ** power
+        if predicted > cap_seconds:
+            return f"predicted {predicted:.1f} s per call > {cap_seconds:g} s cap"
+    return None
+
+
+# ----------------------------------------------------------------------------------
+# Memory against iteration count
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    entry: str
+    n: int
+    tol: float
+    memory: float
+    iterations: float
+
+
+def memory_check(entries, problem, log) -> list[MemoryCheck]:
+    checks = []
+    W, I, T = problem.arrays("float32")
+    for entry in entries:
+        for tol in (1e-3, 1e-6):
+            log(f"memory check: {entry.name}, tol {tol:g}")
+            fn = entry.build(tol)
+            compiled, _, memory = compile_entry(fn, W, I, T)
+            _, _, _, iterations = compiled(W, I, T)
+            steps = float(iterations[0])
+            if entry.neurodyn:
+                _, steps = neurodyn_forward(entry, tol, W, I)
+            checks.append(MemoryCheck(entry.name, problem.n, tol, memory, steps))
+    return checks
+
+
+# ----------------------------------------------------------------------------------
+# Report
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (other processes share the cores)."""
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["jax", "diffrax", "equinox", "lineax", "optimistix", "jaxopt", "neurodyn"]
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            out.append(f"{name} missing")
+    return ", ".join(out)
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    if value is None or not np.isfinite(value):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_error(value: float) -> str:
+    return f"{value:.1e}" if np.isfinite(value) else "—"
+
+
+def fmt_iterations(r: Result) -> str:
+    if not np.isfinite(r.forward_iterations):
+        return "—"
+    text = f"{r.forward_iterations:.0f}"
+    if np.isfinite(r.adjoint_iterations):
+        text += f" + {r.adjoint_iterations:.0f}"
+    return text
+
+
+def ratio(r: Result, base: Result | None) -> str:
+    if base is None or base.status != "ok" or r.status != "ok":
+        return "—"
+    return f"{r.median / base.median:.2f}"
+
+
+def results_table(results: list[Result], regime: str, dtype: str) -> list[str]:
+    lines = [
+        f"### {regime}, {dtype} (tol {TOLERANCES[dtype]:g})",
+        "",
+        "| N | entry | status | ms (median) | ms (min) | × default | × floor "
+        "| compile s | memory MB | iterations | grad rel err |",
+        "|--:|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    chosen = [r for r in results if r.regime == regime and r.dtype == dtype]
+    for n in sorted({r.n for r in chosen}):
+        at_n = [r for r in chosen if r.n == n]
+        default = next((r for r in at_n if r.entry == DEFAULT), None)
+        floor = next((r for r in at_n if r.entry == FLOOR), None)
+        for r in at_n:
+            status = r.status if not r.note else f"{r.status} ({r.note})"
+            median = fmt(1e3 * r.median) if r.status != "skipped" else "—"
+            best = fmt(1e3 * r.best) if r.status == "ok" else "—"
+            lines.append(
+                f"| {n} | {r.entry} | {status} | {median} | {best} "
+                f"| {ratio(r, default)} | {ratio(r, floor)} | {fmt(r.compile)} "
+                f"| {fmt(r.memory / 2**20)} | {fmt_iterations(r)} "
+                f"| {fmt_error(r.rel_err)} |"
+            )
+    return lines
+
+
+def regime_table(checks: list[RegimeCheck]) -> list[str]:
+    lines = [
+        "| regime | N | Re eig(-1+GW) max / min | max abs eig(GW) "
+        "| share abs eig(GW) > 1 | plain iteration residual after 500 "
+        "| reference residual (iterations, damping) | RMS(x*) |",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for c in checks:
+        lines.append(
+            f"| {c.regime} | {c.n} | {c.max_real_jacobian:.3f} / "
+            f"{c.min_real_jacobian:.3f} | {c.max_abs:.2f} | {c.frac_above_one:.2f} "
+            f"| {c.plain_residual:.1e} | {c.reference_residual:.1e} "
+            f"({c.reference_iterations}, {c.damping:.2f}) | {c.rms_x:.2f} |"
+        )
+    return lines
+
+
+def forward_table(results: list[Result]) -> list[str]:
+    lines = [
+        "| regime | dtype | N | entry | forward ms (nd.relax) | forward steps "
+        "| gradient ms | gradient / forward |",
+        "|:--|:--|--:|:--|--:|--:|--:|--:|",
+    ]
+    for r in results:
+        if np.isfinite(r.forward):
+            lines.append(
+                f"| {r.regime} | {r.dtype} | {r.n} | {r.entry} | "
+                f"{fmt(1e3 * r.forward)} | {fmt(r.forward_iterations, 0)} | "
+                f"{fmt(1e3 * r.median)} | {r.median / r.forward:.2f} |"
+            )
+    return lines
+
+
+def memory_table(checks: list[MemoryCheck]) -> list[str]:
+    lines = [
+        "| entry | N | tol | forward iterations | memory MB |",
+        "|:--|--:|--:|--:|--:|",
+    ]
+    for c in checks:
+        lines.append(
+            f"| {c.entry} | {c.n} | {c.tol:g} | {c.iterations:.0f} "
+            f"| {c.memory / 2**20:.2f} |"
+        )
+    return lines
+
+
+def report(args, results, regime_checks, memory_checks, seconds) -> str:
+    device = jax.devices()[0]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"Peers benchmark, {now} UTC: {cpu_model()}, {os.cpu_count()} cores, "
+        f"{device.platform.upper()}; Python {platform.python_version()}, "
+        f"{versions()}.",
+        f"P={args.patterns} patterns, seed {args.seed}, {args.repeats} timed calls "
+        f"(median) after a warm-up; OPENBLAS_NUM_THREADS="
+        f"{os.environ['OPENBLAS_NUM_THREADS']}; cap {args.cap_seconds:g} s per "
+        f"call; whole run {seconds / 60:.1f} min; load average "
+        f"{args.load_start} at the start, {load_average()} at the end.",
+        "",
+        "Tolerance: every entry stops at RMS(F(x) - x) <= tol per pattern "
+        "(absolute RMS over units), adjoints at the same RMS tolerance; see the "
+        "script's docstring for each peer's mapping.",
+        "",
+        "## Regime check (float64, pattern 0 at the reference fixed point)",
+        "",
+        *regime_table(regime_checks),
+        "",
+    ]
+    for regime in args.regimes:
+        for dtype in args.dtypes:
+            lines += results_table(results, regime, dtype) + [""]
+    lines += [
+        "`× default`, `× floor`: median time over that of neurodyn's default and of "
+        "the plain-loop floor at the same N. `memory MB`: XLA temp + output bytes. "
+        "`iterations`: mean forward steps per pattern (floor: forward + adjoint). "
+        "`grad rel err`: max|G - G_ref| / max|G_ref| against the float64 dense "
+        f"reference; above {WRONG_FACTOR:g} tol counts as FAILED. FAILED entries "
+        "are timed by their warm-up call only; skipped entries were not run.",
+        "",
+    ]
+    if any(np.isfinite(r.forward) for r in results):
+        lines += [
+            "## neurodyn: gradient against its own forward relaxation",
+            "",
+            *forward_table(results),
+            "",
+        ]
+    if memory_checks:
+        lines += [
+            "## Memory against iteration count (float32, contracting)",
+            "",
+            *memory_table(memory_checks),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def plot(results, args, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    panels = [(r, d) for r in args.regimes for d in args.dtypes]
+    cols = len(args.dtypes)
+    rows = len(args.regimes)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5.5 * cols + 3.5, 4.2 * rows), squeeze=False, sharex=True
+    )
+    names = list(dict.fromkeys(r.entry for r in results))
+    neurodyn_names = [name for name in names if name.startswith(("nd ", DEFAULT))]
+    peer_names = [name for name in names if name not in neurodyn_names]
+    styles = {}
+    palette = [plt.get_cmap("tab10")(k) for k in (0, 1, 2, 4, 5, 6, 8, 9)]  # no red
+    for k, name in enumerate(neurodyn_names):
+        styles[name] = (palette[k % len(palette)], "-", 1.4)
+    for k, name in enumerate(peer_names):
+        styles[name] = (plt.get_cmap("Dark2")(k % 8), "--", 1.4)
+    styles[DEFAULT] = ("red", "-", 3.0)
+    styles[FLOOR] = ("black", ":", 3.0)
+    for ax, (regime, dtype) in zip(axes.flat, panels):
+        for name in names:
+            pts = sorted(
+                (r.n, 1e3 * r.median)
+                for r in results
+                if r.entry == name
+                and r.regime == regime
+                and r.dtype == dtype
+                and r.status == "ok"
+            )
+            if not pts:
+                continue
+            color, style, width = styles[name]
+            ax.plot(
+                *zip(*pts), style, marker="o", ms=3, color=color, lw=width, label=name
+            )
+        ax.set_xscale("log")
+        ax.set_xticks(args.sizes, [str(n) for n in args.sizes])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_yscale("log")
+        ax.set_title(f"{regime}, {dtype} (tol {TOLERANCES[dtype]:g})")
+        ax.set_xlabel("N")
+        ax.set_ylabel(f"ms per (E, dE/dW), P = {args.patterns}")
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="center right", fontsize=8)
+    fig.suptitle(
+        "Fixed point + gradient, cost vs N (converged entries only; neurodyn "
+        "solid, peers dashed)"
+    )
+    fig.tight_layout(rect=(0, 0, 1 - 3.4 / (5.5 * cols + 3.5), 0.96))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Time neurodyn's fixed-point gradients against diffrax, "
+        "optimistix, jaxopt and a plain-loop floor, at matched tolerances."
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 2048])
+    parser.add_argument("--patterns", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls (median)")
+    parser.add_argument(
+        "--dtypes", nargs="+", choices=list(TOLERANCES), default=list(TOLERANCES)
+    )
+    parser.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
+    parser.add_argument(
+        "--entries",
+        nargs="+",
+        help="run only entries whose name contains one of these strings",
+    )
+    parser.add_argument(
+        "--cap-seconds",
+        type=float,
+        default=8.0,
+        help="skip an entry whose predicted time per call exceeds this",
+    )
+    parser.add_argument(
+        "--forward-sizes",
+        type=int,
+        nargs="*",
+        default=[1024],
+        help="sizes at which neurodyn's forward relaxation (nd.relax) is also "
+        "compiled and timed, for its steps and the gradient/forward ratio",
+    )
+    parser.add_argument(
+        "--extra",
+        action="store_true",
+        help="also run the extra neurodyn entries (default + ImplicitDiff(GMRES), "
+        "NewtonKrylov + RB)",
+    )
+    parser.add_argument("--no-memory-check", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="also write the Markdown report here")
+    parser.add_argument("--plot", help="write the cost-vs-N plot (PNG) here")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    args.sizes = sorted(set(args.sizes))
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    jax.config.update("jax_enable_compilation_cache", False)
+
+    def log(message):
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    args.load_start = load_average()
+    entries = neurodyn_entries() + PEERS
+    if args.entries:
+        entries = [e for e in entries if any(s in e.name for s in args.entries)]
+    elif not args.extra:
+        entries = [e for e in entries if not e.extra]
+    start = time.perf_counter()
+    results, regime_checks = [], []
+    for regime in args.regimes:
+        for n in args.sizes:
+            problem = make_problem(regime, n, args.patterns, args.seed)
+            log(f"{regime} N={n}: float64 reference")
+            jax.config.update("jax_enable_x64", True)
+            ref = reference(problem)
+            regime_checks.append(regime_check(problem, ref))
+            for dtype in args.dtypes:
+                # float32 runs as users run it, without x64: optimistix, jaxopt
+                # and neurodyn's fallback mix in float64 scalars when it is on.
+                jax.config.update("jax_enable_x64", dtype == "float64")
+                forward_cache = {}
+                for entry in entries:
+                    reason = skip_reason(
+                        entry, n, dtype, regime, results, args.cap_seconds
+                    )
+                    if reason:
+                        log(f"{regime} {dtype} N={n}: {entry.name}: skipped ({reason})")
+                        results.append(
+                            Result(regime, dtype, n, entry.name, "skipped", reason)
+                        )
+                        continue
+                    log(f"{regime} {dtype} N={n}: {entry.name}")
+                    forwards = forward_cache if n in args.forward_sizes else None
+                    r = run_entry(
+                        entry, problem, ref, dtype, args.repeats, forwards, log
+                    )
+                    log(
+                        f"  {r.status} {r.note} {1e3 * r.median:.1f} ms, compile "
+                        f"{r.compile:.1f} s, err {r.rel_err:.1e}"
+                    )
+                    results.append(r)
+    memory_checks = []
+    if not args.no_memory_check and "contracting" in args.regimes:
+        n = max([s for s in args.sizes if s <= 1024] or [min(args.sizes)])
+        problem = make_problem("contracting", n, args.patterns, args.seed)
+        chosen = [e for e in entries if e.name in (DEFAULT, FLOOR)]
+        jax.config.update("jax_enable_x64", False)
+        memory_checks = memory_check(chosen, problem, log)
+    text = report(
+        args, results, regime_checks, memory_checks, time.perf_counter() - start
+    )
+    print(text)
+    if args.out:
+        with open(args.out, "w") as file:
+            file.write(text)
+    if args.plot:
+        plot(results, args, args.plot)
+        log(f"plot written to {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
