@@ -85,7 +85,19 @@ class L2(AbstractSampleCriterion):
         return jnp.ones_like(x)
 
 
-class ReweightedL1(AbstractSampleCriterion):
+class AbstractReweighted(AbstractSampleCriterion):
+    r"""An iteratively reweighted least-squares criterion:
+    $\rho_{nt} = \tfrac12\, w(\hat e)\, e^2$ with $e = x - \bar o$ and the weight
+    $w$ frozen at the reference error $\hat e$."""
+
+    def residual(self, x, target):
+        return x - target
+
+    def cost(self, x, target, reference):
+        return 0.5 * (x - target) ** 2 * self.weights(x, target, reference)
+
+
+class ReweightedL1(AbstractReweighted):
     r"""Reweighted L1 (unbounded robust):
     $\rho_{nt} = \tfrac12\, e^2 / (\nu + |\hat e|)$, $w = 1/(\nu + |\hat e|)$,
     $e = x - \bar o$; at $\hat e = e$ a mollified $|e|/2$."""
@@ -93,29 +105,17 @@ class ReweightedL1(AbstractSampleCriterion):
     nu: float = eqx.field(default=1e-3, static=True)
     name: ClassVar[str] = "1"
 
-    def residual(self, x, target):
-        return x - target
-
-    def cost(self, x, target, reference):
-        return 0.5 * (x - target) ** 2 * self.weights(x, target, reference)
-
     def weights(self, x, target, reference):
         del x, target
         return 1.0 / (self.nu + jnp.abs(reference))
 
 
-class ReweightedL0(AbstractSampleCriterion):
+class ReweightedL0(AbstractReweighted):
     r"""Reweighted L0 (bounded robust): $\rho_{nt} = \tfrac12\, e^2 / (\nu + \hat e^2)$,
     $w = 1/(\nu + \hat e^2)$; at $\hat e = e$ a mollified count of non-zero errors."""
 
     nu: float = eqx.field(default=1e-3, static=True)
     name: ClassVar[str] = "0"
-
-    def residual(self, x, target):
-        return x - target
-
-    def cost(self, x, target, reference):
-        return 0.5 * (x - target) ** 2 * self.weights(x, target, reference)
 
     def weights(self, x, target, reference):
         del x, target
