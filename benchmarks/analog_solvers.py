@@ -39,7 +39,6 @@ import argparse
 import datetime
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import time
@@ -57,6 +56,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optimistix as optx  # noqa: E402
+from _machine import machine  # noqa: E402
+
+
+# Versions printed with the machine.
+PACKAGES = ["jax", "diffrax", "equinox", "optimistix"]
 
 import neurodyn as nd  # noqa: E402
 from neurodyn._demos.xor import xor_network, xor_patterns  # noqa: E402
@@ -241,15 +245,6 @@ def failures(results) -> list[str]:
     return ["", "Failures:", "", *lines] if lines else []
 
 
-def machine() -> str:
-    device = jax.devices()[0]
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, {device.platform.upper()} "
-        f"device `{device.device_kind}`; Python {platform.python_version()}, jax "
-        f"{jax.__version__}, diffrax {diffrax.__version__}"
-    )
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Steps, time and final loss of explicit, implicit and IMEX "
@@ -325,7 +320,7 @@ def main(argv=None) -> None:
     text = "\n".join(
         [
             f"Analog learning solvers, {datetime.date.today().isoformat()}: "
-            f"{machine()}.",
+            f"{machine(PACKAGES)}.",
             f"Fixed learning η·t1 = {args.learning:g}; (rtol, atol) = "
             + ", ".join(f"{(*TOLERANCES[d],)} in {d}" for d in args.dtypes)
             + f"; median of up to {args.repeats} timed calls; OPENBLAS_NUM_THREADS="

@@ -28,7 +28,6 @@ Run with `make bench` or `.venv/bin/python benchmarks/gradients.py --help`.
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
@@ -46,6 +45,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _machine import machine  # noqa: E402
+
+
+# Versions printed with the machine.
+PACKAGES = ["jax", "diffrax", "equinox", "lineax"]
 
 import neurodyn as nd  # noqa: E402
 
@@ -167,27 +171,6 @@ def bench_size(n, p, repeats, cap_seconds, seed, log):
     return rows, Agreement(n, mean_steps, all_converged, loss, rel_diff)
 
 
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine() -> str:
-    device = jax.devices()[0]
-    return (
-        f"{cpu_model()}, {os.cpu_count()} cores "
-        f"(nproc), {device.platform.upper()} device `{device.device_kind}`; "
-        f"Python {platform.python_version()}, jax {jax.__version__}"
-    )
-
-
 def fmt(value: float, digits: int = 1) -> str:
     return "—" if np.isnan(value) else f"{value:,.{digits}f}"
 
@@ -233,7 +216,7 @@ def report(args, rows, agreements, total_seconds) -> str:
     cache = "on" if args.compilation_cache else "off"
     capped = [f"{row.what} at N={row.n}" for row in rows if row.timing.capped]
     lines = [
-        f"Gradient benchmark, {datetime.date.today().isoformat()}: {machine()}.",
+        f"Gradient benchmark, {datetime.date.today()}: {machine(PACKAGES)}.",
         f"float32, P={args.patterns} patterns, seed {args.seed}, up to "
         f"{args.repeats} timed repeats per call; persistent compilation cache "
         f"{cache}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; "

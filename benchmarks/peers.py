@@ -119,7 +119,6 @@ import datetime
 import functools
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -137,6 +136,7 @@ import jax.numpy as jnp  # noqa: E402
 import lineax as lx  # noqa: E402
 import numpy as np  # noqa: E402
 import optimistix as optx  # noqa: E402
+from _machine import load_average, machine  # noqa: E402
 
 import neurodyn as nd  # noqa: E402
 
@@ -804,37 +804,7 @@ def memory_check(entries, problem, log) -> list[MemoryCheck]:
 # ----------------------------------------------------------------------------------
 # Report
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages (other processes share the cores)."""
-    try:
-        return "/".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
-def versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    names = ["jax", "diffrax", "equinox", "lineax", "optimistix", "jaxopt", "neurodyn"]
-    out = []
-    for name in names:
-        try:
-            out.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            out.append(f"{name} missing")
-    return ", ".join(out)
+PACKAGES = ["jax", "diffrax", "equinox", "lineax", "optimistix", "jaxopt", "neurodyn"]
 
 
 def fmt(value: float, digits: int = 1) -> str:
@@ -935,12 +905,9 @@ def memory_table(checks: list[MemoryCheck]) -> list[str]:
 
 
 def report(args, results, regime_checks, memory_checks, seconds) -> str:
-    device = jax.devices()[0]
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     lines = [
-        f"Peers benchmark, {now} UTC: {cpu_model()}, {os.cpu_count()} cores, "
-        f"{device.platform.upper()}; Python {platform.python_version()}, "
-        f"{versions()}.",
+        f"Peers benchmark, {now} UTC: {machine(PACKAGES)}.",
         f"P={args.patterns} patterns, seed {args.seed}, {args.repeats} timed calls "
         f"(median) after a warm-up; OPENBLAS_NUM_THREADS="
         f"{os.environ['OPENBLAS_NUM_THREADS']}; cap {args.cap_seconds:g} s per "
