@@ -50,27 +50,29 @@ class Fallback(AbstractSteadyStateSolver):
         self.solvers = solvers
 
     def solve(self, relaxation, field, y0, tau, scale):
-        first, *rest = self.solvers
-        out = first.solve(relaxation, field, y0, tau, scale)
-        for solver in rest:
-            out = _rescue(
-                out,
-                y0,
-                lambda start, s=solver: s.solve(relaxation, field, start, tau, scale),
-            )
-        return out
+        return self._chain(
+            y0, lambda s, start: s.solve(relaxation, field, start, tau, scale)
+        )
 
     def solve_batch(self, relaxation, make_field, y0, args, tau, scale):
+        return self._chain(
+            y0,
+            lambda s, start: s.solve_batch(
+                relaxation, make_field, start, args, tau, scale
+            ),
+        )
+
+    def _chain(
+        self,
+        y0: Array,
+        solve: Callable[[AbstractSteadyStateSolver, Array], Outcome],
+    ) -> Outcome:
+        """`solve` with the first solver from `y0`, then each next one on the
+        patterns still unsettled."""
         first, *rest = self.solvers
-        out = first.solve_batch(relaxation, make_field, y0, args, tau, scale)
+        out = solve(first, y0)
         for solver in rest:
-            out = _rescue(
-                out,
-                y0,
-                lambda start, s=solver: s.solve_batch(
-                    relaxation, make_field, start, args, tau, scale
-                ),
-            )
+            out = _rescue(out, y0, lambda start, s=solver: solve(s, start))
         return out
 
 
