@@ -71,23 +71,14 @@ class Runs:
         self.history[f"{name}__kinds"] = np.asarray(result.kinds)
 
 
-def fit(problem):
-    """Backward tuning of a problem; returns the result and the wall time of a warm
-    (already compiled) call."""
-    args = (problem.learner, problem.inputs, problem.targets)
-    kwargs = dict(tolerance=TOLERANCE, max_iterations=MAX_ITERATIONS)
-    jax.block_until_ready(ndd.adjust(*args, **kwargs))
-    start = time.perf_counter()
-    result = jax.block_until_ready(ndd.adjust(*args, **kwargs))
-    return result, time.perf_counter() - start
-
-
-def fit_adam(problem, max_iterations):
+def timed(learn, problem, max_iterations):
+    """`learn` (`ndd.adjust` or `ndd.bptt_adam`) on a problem; returns the result
+    and the wall time of a warm (already compiled) call."""
     args = (problem.learner, problem.inputs, problem.targets)
     kwargs = dict(tolerance=TOLERANCE, max_iterations=max_iterations)
-    jax.block_until_ready(ndd.bptt_adam(*args, **kwargs))
+    jax.block_until_ready(learn(*args, **kwargs))
     start = time.perf_counter()
-    result = jax.block_until_ready(ndd.bptt_adam(*args, **kwargs))
+    result = jax.block_until_ready(learn(*args, **kwargs))
     return result, time.perf_counter() - start
 
 
@@ -111,7 +102,7 @@ def figure6(runs, units, sizes, length, adam_iterations):
             problem = ndd.reverse_engineering_problem(
                 UNITS[name], n, length=length, seed=n
             )
-            result, seconds = fit(problem)
+            result, seconds = timed(ndd.adjust, problem, MAX_ITERATIONS)
             history = np.asarray(result.history)
             iterations = int(result.iterations)
             tau, bias = ndd.decay_fit(history[: iterations + 1])
@@ -131,7 +122,7 @@ def figure6(runs, units, sizes, length, adam_iterations):
                 rows[key].append(value)
             runs.add(f"fig6_{name}_N{n}", problem, result, CRITERIA["2"])
             histories[(name, n)] = (history, np.asarray(result.kinds))
-            a, a_seconds = fit_adam(problem, adam_iterations)
+            a, a_seconds = timed(ndd.bptt_adam, problem, adam_iterations)
             adam["iterations"].append(int(a.iterations))
             adam["final_criterion"].append(float(a.value))
             adam["converged"].append(bool(a.converged))
