@@ -76,7 +76,8 @@ persistent cache); XLA's memory estimate, `compiled.memory_analysis()` temp +
 output bytes; iterations (mean forward steps per pattern, where the entry exposes
 them; the floor's as forward + adjoint; neurodyn's `value_and_grad` does not, so at
 `--forward-sizes`, default 1024, its forward relaxation `nd.relax` is compiled and
-timed too, giving its steps and the gradient/forward time ratio);
+timed too, giving its steps and the gradient/forward time ratio; so is the floor's
+forward loop alone, whose ratio is the least an adjoint method reaches here);
 whether it converged; the gradient's relative error
 $\max|G - G_\mathrm{ref}| / \max|G_\mathrm{ref}|$ against a float64 reference
 (below); and the ratios of its time to neurodyn's default and to the floor.
@@ -462,29 +463,41 @@ def jaxopt_anderson(tol):
     return _jaxopt(tol, jaxopt.AndersonAcceleration)
 
 
+def _floor_running(tol):
+    """The floor's loop condition: residual above tol, budget left."""
+
+    def cond(carry):
+        *_, k, r = carry
+        return (r > tol) & (k < MAX_ITERATIONS)
+
+    return cond
+
+
+def _floor_relax(W, I, tol):
+    """The floor's forward loop over the whole batch. It carries X and
+    S = g(W X), so that F(X) = S + I and the slope at the returned X come without
+    another product."""
+
+    def forward(carry):
+        _, S, k, _ = carry
+        X = S + I
+        S_new = jax.nn.sigmoid(X @ W.T)
+        return X, S_new, k + 1, jnp.max(rms(S_new + I - X))
+
+    X_start = jnp.full_like(I, X0)
+    S_start = jax.nn.sigmoid(X_start @ W.T)
+    r_start = jnp.max(rms(S_start + I - X_start))
+    return jax.lax.while_loop(
+        _floor_running(tol), forward, (X_start, S_start, jnp.array(0), r_start)
+    )
+
+
 def plain_floor(tol):
     """The cheapest gradient: plain iteration forward and adjoint, whole batch, one
     matrix product per iteration and one for dE/dW."""
 
     def fn(W, I, T):
-        def cond(carry):
-            *_, k, r = carry
-            return (r > tol) & (k < MAX_ITERATIONS)
-
-        # Carry X and S = g(W X), so that F(X) = S + I and the slope at the
-        # returned X come without another product.
-        def forward(carry):
-            _, S, k, _ = carry
-            X = S + I
-            S_new = jax.nn.sigmoid(X @ W.T)
-            return X, S_new, k + 1, jnp.max(rms(S_new + I - X))
-
-        X_start = jnp.full_like(I, X0)
-        S_start = jax.nn.sigmoid(X_start @ W.T)
-        r_start = jnp.max(rms(S_start + I - X_start))
-        X, S, k_forward, r_forward = jax.lax.while_loop(
-            cond, forward, (X_start, S_start, jnp.array(0), r_start)
-        )
+        X, S, k_forward, r_forward = _floor_relax(W, I, tol)
         slope = S * (1 - S)
         J = X - T
 
@@ -495,7 +508,7 @@ def plain_floor(tol):
 
         inf = jnp.array(jnp.inf, I.dtype)
         Z, k_adjoint, r_adjoint = jax.lax.while_loop(
-            cond, backward, (J, jnp.array(0), inf)
+            _floor_running(tol), backward, (J, jnp.array(0), inf)
         )
         E = 0.5 * jnp.sum((T - X) ** 2)
         G = (slope * Z).T @ X
@@ -503,6 +516,16 @@ def plain_floor(tol):
         return E, G, ok, _iterations(k_forward, k_adjoint)
 
     return fn
+
+
+def floor_forward(tol):
+    """The floor's forward loop alone: its state and iterations."""
+
+    def forward(W, I):
+        X, _, k, _ = _floor_relax(W, I, tol)
+        return X, k
+
+    return forward
 
 
 def nd_tolerances(tol: float) -> dict[str, float]:
@@ -528,16 +551,28 @@ def neurodyn_entry(**options):
     return build
 
 
-def neurodyn_forward(entry, tol, W, I) -> tuple[Callable[[], object], float]:
-    """The forward relaxation alone, `nd.relax` with the entry's solver, compiled:
-    a blocking call, and its mean steps (value_and_grad does not return them)."""
-    options = {k: v(tol) if callable(v) else v for k, v in entry.relax_options.items()}
+def neurodyn_forward(**options):
+    """`nd.relax(net, I, **options)` at the common tolerance: the forward
+    relaxation of a neurodyn entry, with its steps (value_and_grad does not
+    return them)."""
 
-    def forward(W, I):
-        fp = nd.relax(nd.FirstOrderNetwork(W), I, **options, **nd_tolerances(tol))
-        return fp.x, fp.num_steps
+    def build(tol):
+        resolved = {k: v(tol) if callable(v) else v for k, v in options.items()}
 
-    compiled = jax.jit(forward).lower(W, I).compile()
+        def forward(W, I):
+            net = nd.FirstOrderNetwork(W)
+            fp = nd.relax(net, I, **resolved, **nd_tolerances(tol))
+            return fp.x, fp.num_steps
+
+        return forward
+
+    return build
+
+
+def compile_forward(entry, tol, W, I) -> tuple[Callable[[], object], float]:
+    """An entry's forward relaxation alone, compiled: a blocking call, and its mean
+    steps per pattern."""
+    compiled = jax.jit(entry.forward(tol)).lower(W, I).compile()
     _, steps = jax.block_until_ready(compiled(W, I))
     return lambda: jax.block_until_ready(compiled(W, I)), float(jnp.mean(steps))
 
@@ -549,9 +584,9 @@ class Entry:
     # Forms and factorises an N x N matrix per pattern: time ~ N^3 (else ~ N^2).
     dense: bool = False
     neurodyn: bool = False
-    # For neurodyn entries: the `nd.relax` options of its forward relaxation, and
-    # a key shared by the entries with the same forward (timed once).
-    relax_options: dict | None = None
+    # The forward relaxation alone, built like `build` (neurodyn's and the
+    # floor's), and a key shared by the entries with the same forward (timed once).
+    forward: Callable[[float], Callable] | None = None
     forward_key: str | None = None
     unavailable: str | None = None
     extra: bool = False  # run only with --extra
@@ -572,7 +607,7 @@ PEERS = [
         jaxopt_anderson,
         unavailable=JAXOPT_ERROR and f"jaxopt unavailable: {JAXOPT_ERROR}",
     ),
-    Entry(FLOOR, plain_floor),
+    Entry(FLOOR, plain_floor, forward=floor_forward, forward_key=FLOOR),
 ]
 
 
@@ -588,7 +623,9 @@ def neurodyn_entries() -> list[Entry]:
             name,
             neurodyn_entry(**options),
             neurodyn=True,
-            relax_options={"solver": solver} if solver is not None else {},
+            forward=neurodyn_forward(
+                **({"solver": solver} if solver is not None else {})
+            ),
             forward_key=name.split(" + ")[0],
             extra=extra,
         )
@@ -686,7 +723,7 @@ def run_entry(entry, problem, ref, dtype, repeats, forwards, log) -> Result:
 
     def forward_of():
         if entry.forward_key not in forwards:
-            forwards[entry.forward_key] = neurodyn_forward(entry, tol, W, I)
+            forwards[entry.forward_key] = compile_forward(entry, tol, W, I)
         return forwards[entry.forward_key]
 
     tol = TOLERANCES[dtype]
@@ -726,8 +763,10 @@ def run_entry(entry, problem, ref, dtype, repeats, forwards, log) -> Result:
     def gradient():
         return jax.block_until_ready(compiled(W, I, T))
 
-    if entry.neurodyn and forward:
-        relax, result.forward_iterations = forward_of()
+    if entry.forward and forward:
+        relax, forward_iterations = forward_of()
+        if entry.neurodyn:
+            result.forward_iterations = forward_iterations
         runs, forward_runs = [], []
         for _ in range(repeats):
             runs += timeit.repeat(gradient, number=1, repeat=1)
@@ -796,7 +835,7 @@ def memory_check(entries, problem, log) -> list[MemoryCheck]:
             _, _, _, iterations = compiled(W, I, T)
             steps = float(iterations[0])
             if entry.neurodyn:
-                _, steps = neurodyn_forward(entry, tol, W, I)
+                _, steps = compile_forward(entry, tol, W, I)
             checks.append(MemoryCheck(entry.name, problem.n, tol, memory, steps))
     return checks
 
@@ -877,7 +916,7 @@ def regime_table(checks: list[RegimeCheck]) -> list[str]:
 
 def forward_table(results: list[Result]) -> list[str]:
     lines = [
-        "| regime | dtype | N | entry | forward ms (nd.relax) | forward steps "
+        "| regime | dtype | N | entry | forward ms | forward steps "
         "| gradient ms | gradient / forward |",
         "|:--|:--|--:|:--|--:|--:|--:|--:|",
     ]
@@ -937,7 +976,11 @@ def report(args, results, regime_checks, memory_checks, seconds) -> str:
     ]
     if any(np.isfinite(r.forward) for r in results):
         lines += [
-            "## neurodyn: gradient against its own forward relaxation",
+            "## Gradient against its own forward relaxation",
+            "",
+            "neurodyn's entries against `nd.relax` with the same solver; the floor "
+            "against its forward loop alone (forward steps: the floor's forward "
+            "iterations).",
             "",
             *forward_table(results),
             "",

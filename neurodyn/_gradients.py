@@ -111,8 +111,10 @@ class RecurrentBackprop(AbstractAdjointMethod):
 
     $$\tau\, dz/dt = -z + (\partial F/\partial x)^T z + J,$$
 
-    with the same adaptive solver, tolerances and steady-state event as the forward
-    relaxation, from $z = 0$. The vector field is one `jax.vjp` of the drive, so the
+    with the same steady-state solver and tolerances as the forward relaxation,
+    started from $z = J$ (the first term of the Neumann series
+    $z^* = \sum_k ((\partial F/\partial x)^T)^k J$, one iteration ahead of Pineda's
+    $z = 0$). The vector field is one `jax.vjp` of the drive, so the
     method is local and matrix-free, as in analog hardware. By Almeida's argument the
     adjoint is stable whenever the forward fixed point is.
 
@@ -141,7 +143,7 @@ class RecurrentBackprop(AbstractAdjointMethod):
         relaxation = dataclasses.replace(relaxation, attractors_only=False)
         out = relaxation.solve(
             lambda a: linearised_adjoint_field(model, *a),
-            jnp.zeros_like(source),
+            source,
             (x, I, source),
             model.tau,
             scale=rms(source),
