@@ -10,7 +10,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 # busy 2-core machine made dense solves and eigenvalues 30-65x slower).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test test-slow demo lint bench bench-analog clean
+.PHONY: setup test test-slow demo lint bench bench-peers bench-analog clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/gradients.py
+
+# jaxopt (the `bench` extra) is one of the peers; the report and plot go to runs/.
+bench-peers: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	mkdir -p runs
+	$(PY) benchmarks/peers.py --out runs/peers.md --plot runs/peers.png
 
 bench-analog: $(STAMP)
 	$(PY) benchmarks/analog_solvers.py
