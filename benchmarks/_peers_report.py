@@ -49,14 +49,20 @@ def ratio(r: "Result", base: "Result | None") -> str:
     return f"{r.median / base.median:.2f}"
 
 
-def results_table(results: list["Result"], regime: str, dtype: str) -> list[str]:
-    lines = [
-        f"### {regime}, {dtype} (tol {TOLERANCES[dtype]:g})",
-        "",
-        "| N | entry | status | ms (median) | ms (min) | × default | × floor "
-        "| compile s | memory MB | iterations | grad rel err |",
-        "|--:|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|",
+def table(columns: str, rows: list[list[str]]) -> list[str]:
+    """A Markdown table; `columns` is "name:align | name:align ...", align `l`
+    (left) or `r` (right)."""
+    names, aligns = zip(*(c.strip().rsplit(":", 1) for c in columns.split("|")))
+    rule = {"l": ":--", "r": "--:"}
+    return [
+        "| " + " | ".join(names) + " |",
+        "|" + "|".join(rule[a] for a in aligns) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
     ]
+
+
+def results_table(results: list["Result"], regime: str, dtype: str) -> list[str]:
+    rows = []
     chosen = [r for r in results if r.regime == regime and r.dtype == dtype]
     for n in sorted({r.n for r in chosen}):
         at_n = [r for r in chosen if r.n == n]
@@ -66,59 +72,67 @@ def results_table(results: list["Result"], regime: str, dtype: str) -> list[str]
             status = r.status if not r.note else f"{r.status} ({r.note})"
             median = fmt(1e3 * r.median) if r.status != "skipped" else "—"
             best = fmt(1e3 * r.best) if r.status == "ok" else "—"
-            lines.append(
-                f"| {n} | {r.entry} | {status} | {median} | {best} "
-                f"| {ratio(r, default)} | {ratio(r, floor)} | {fmt(r.compile)} "
-                f"| {fmt(r.memory / 2**20)} | {fmt_iterations(r)} "
-                f"| {fmt_error(r.rel_err)} |"
+            rows.append(
+                [str(n), r.entry, status, median, best, ratio(r, default)]
+                + [ratio(r, floor), fmt(r.compile), fmt(r.memory / 2**20)]
+                + [fmt_iterations(r), fmt_error(r.rel_err)]
             )
-    return lines
+    return [
+        f"### {regime}, {dtype} (tol {TOLERANCES[dtype]:g})",
+        "",
+        *table(
+            "N:r | entry:l | status:l | ms (median):r | ms (min):r | × default:r "
+            "| × floor:r | compile s:r | memory MB:r | iterations:r "
+            "| grad rel err:r",
+            rows,
+        ),
+    ]
 
 
 def regime_table(checks: list["RegimeCheck"]) -> list[str]:
-    lines = [
-        "| regime | N | Re eig(-1+GW) max / min | max abs eig(GW) "
-        "| share abs eig(GW) > 1 | plain iteration residual after 500 "
-        "| reference residual (iterations, damping) | RMS(x*) |",
-        "|:--|--:|--:|--:|--:|--:|--:|--:|",
+    rows = [
+        [
+            c.regime,
+            str(c.n),
+            f"{c.max_real_jacobian:.3f} / {c.min_real_jacobian:.3f}",
+            f"{c.max_abs:.2f}",
+            f"{c.frac_above_one:.2f}",
+            f"{c.plain_residual:.1e}",
+            f"{c.reference_residual:.1e} ({c.reference_iterations}, {c.damping:.2f})",
+            f"{c.rms_x:.2f}",
+        ]
+        for c in checks
     ]
-    for c in checks:
-        lines.append(
-            f"| {c.regime} | {c.n} | {c.max_real_jacobian:.3f} / "
-            f"{c.min_real_jacobian:.3f} | {c.max_abs:.2f} | {c.frac_above_one:.2f} "
-            f"| {c.plain_residual:.1e} | {c.reference_residual:.1e} "
-            f"({c.reference_iterations}, {c.damping:.2f}) | {c.rms_x:.2f} |"
-        )
-    return lines
+    return table(
+        "regime:l | N:r | Re eig(-1+GW) max / min:r | max abs eig(GW):r "
+        "| share abs eig(GW) > 1:r | plain iteration residual after 500:r "
+        "| reference residual (iterations, damping):r | RMS(x*):r",
+        rows,
+    )
 
 
 def forward_table(results: list["Result"]) -> list[str]:
-    lines = [
-        "| regime | dtype | N | entry | forward ms | forward steps "
-        "| gradient ms | gradient / forward |",
-        "|:--|:--|--:|:--|--:|--:|--:|--:|",
+    rows = [
+        [r.regime, r.dtype, str(r.n), r.entry, fmt(1e3 * r.forward)]
+        + [fmt(r.forward_iterations, 0), fmt(1e3 * r.median)]
+        + [f"{r.median / r.forward:.2f}"]
+        for r in results
+        if np.isfinite(r.forward)
     ]
-    for r in results:
-        if np.isfinite(r.forward):
-            lines.append(
-                f"| {r.regime} | {r.dtype} | {r.n} | {r.entry} | "
-                f"{fmt(1e3 * r.forward)} | {fmt(r.forward_iterations, 0)} | "
-                f"{fmt(1e3 * r.median)} | {r.median / r.forward:.2f} |"
-            )
-    return lines
+    return table(
+        "regime:l | dtype:l | N:r | entry:l | forward ms:r | forward steps:r "
+        "| gradient ms:r | gradient / forward:r",
+        rows,
+    )
 
 
 def memory_table(checks: list["MemoryCheck"]) -> list[str]:
-    lines = [
-        "| entry | N | tol | forward iterations | memory MB |",
-        "|:--|--:|--:|--:|--:|",
+    rows = [
+        [c.entry, str(c.n), f"{c.tol:g}", f"{c.iterations:.0f}"]
+        + [f"{c.memory / 2**20:.2f}"]
+        for c in checks
     ]
-    for c in checks:
-        lines.append(
-            f"| {c.entry} | {c.n} | {c.tol:g} | {c.iterations:.0f} "
-            f"| {c.memory / 2**20:.2f} |"
-        )
-    return lines
+    return table("entry:l | N:r | tol:r | forward iterations:r | memory MB:r", rows)
 
 
 def report(args, results, regime_checks, memory_checks, seconds) -> str:
