@@ -10,7 +10,8 @@ from _machine import load_average, machine
 
 
 if TYPE_CHECKING:  # the records peers.py fills
-    from peers import MemoryCheck, RegimeCheck, Result
+    from _peers_problem import RegimeCheck
+    from peers import MemoryCheck, Result
 
 
 # The common stopping tolerance per dtype (RMS fixed-point residual).
