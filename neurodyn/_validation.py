@@ -49,12 +49,13 @@ def as_unit_mask(name: str, mask: ArrayLike | None, n: int) -> Array:
     return arr
 
 
-def as_patterns(name: str, x: ArrayLike, n: int) -> Array:
-    """A float array of shape `(n,)` (one pattern) or `(P, n)` (a batch)."""
+def as_patterns(name: str, x: ArrayLike, n: int, of: str = "units") -> Array:
+    """A float array of shape `(n,)` (one pattern) or `(P, n)` (a batch), for a
+    network of `n` units (or, say, inputs)."""
     arr = as_float_array(name, x)
     if arr.ndim not in (1, 2) or arr.shape[-1] != n:
         raise ValueError(
-            f"`{name}` must have shape ({n},) or (P, {n}) for a network of {n} units, "
+            f"`{name}` must have shape ({n},) or (P, {n}) for a network of {n} {of}, "
             f"got {arr.shape}."
         )
     check_finite(name, arr)

@@ -82,6 +82,18 @@ def timed(learn, problem, max_iterations):
     return result, time.perf_counter() - start
 
 
+def adjust(problem, **options):
+    """`ndd.adjust` on a problem at the demo's tolerance and iteration cap."""
+    return ndd.adjust(
+        problem.learner,
+        problem.inputs,
+        problem.targets,
+        tolerance=TOLERANCE,
+        max_iterations=MAX_ITERATIONS,
+        **options,
+    )
+
+
 def rms(a, b) -> float:
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
@@ -140,13 +152,7 @@ def figure8(runs, n, length, samples):
         problem = ndd.reverse_engineering_problem(
             UNITS["LNL"], n, length=length, seed=1000 + sample
         )
-        result = ndd.adjust(
-            problem.learner,
-            problem.inputs,
-            problem.targets,
-            tolerance=TOLERANCE,
-            max_iterations=MAX_ITERATIONS,
-        )
+        result = adjust(problem)
         rows["sample"].append(sample)
         rows["iterations"].append(int(result.iterations))
         rows["minimal_criterion"].append(float(np.nanmin(np.asarray(result.history))))
@@ -169,14 +175,7 @@ def figure9(runs, n, length, criteria):
         rows.update({"rms_error_to_clean": [], "rms_error_initial": []})
         initial = rms(learned_output(problem.learner, problem), problem.clean)
         for key in criteria:
-            result = ndd.adjust(
-                problem.learner,
-                problem.inputs,
-                problem.targets,
-                criterion=CRITERIA[key],
-                tolerance=TOLERANCE,
-                max_iterations=MAX_ITERATIONS,
-            )
+            result = adjust(problem, criterion=CRITERIA[key])
             rows["criterion"].append(key)
             rows["iterations"].append(int(result.iterations))
             rows["minimal_criterion"].append(
@@ -199,14 +198,7 @@ def observable_fit(runs, n, length):
     target = np.random.default_rng(3).uniform(-0.5, 0.5, size=(length, 1))
     problem = dataclasses.replace(problem, targets=jnp.asarray(target))
     gains = jnp.ones_like(problem.targets)
-    result = ndd.adjust(
-        problem.learner,
-        problem.inputs,
-        problem.targets,
-        criterion=criterion,
-        tolerance=TOLERANCE,
-        max_iterations=MAX_ITERATIONS,
-    )
+    result = adjust(problem, criterion=criterion)
     runs.add("observable", problem, result, criterion)
     out = learned_output(result.network, problem)
     return {

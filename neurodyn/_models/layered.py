@@ -11,6 +11,7 @@ from .._activations import Activation, logistic
 from .._validation import (
     as_activation,
     as_float_array,
+    as_patterns,
     as_time_constant,
     check_finite,
 )
@@ -256,27 +257,14 @@ class ImplicitRecurrentNetwork(AbstractNetwork):
         """The source $I$ for inputs $X$ of shape $(k,)$ or $(P, k)$: $X$ on the input
         units, zero elsewhere. Also a good start state: layers at 0, as in the
         paper."""
-        X = as_float_array("X", X)
-        if X.ndim not in (1, 2) or X.shape[-1] != self.n_inputs:
-            raise ValueError(
-                f"`X` must have shape ({self.n_inputs},) or (P, {self.n_inputs}), got "
-                f"{X.shape}."
-            )
-        check_finite("X", X)
+        X = as_patterns("X", X, self.n_inputs, of="inputs")
         pad = [(0, 0)] * (X.ndim - 1) + [(0, self.n_units - self.n_inputs)]
         return jnp.pad(X, pad)
 
     def targets(self, Y: ArrayLike) -> Float[Array, "*p n"]:
         """The targets $T$ for output values $Y$ of shape $(o,)$ or $(P, o)$, one per
         output unit; zero (and ignored) elsewhere."""
-        Y = as_float_array("Y", Y)
-        o = len(self.output_indices)
-        if Y.ndim not in (1, 2) or Y.shape[-1] != o:
-            raise ValueError(
-                f"`Y` must have shape ({o},) or (P, {o}) (one value per output unit), "
-                f"got {Y.shape}."
-            )
-        check_finite("Y", Y)
+        Y = as_patterns("Y", Y, len(self.output_indices), of="output units")
         full = jnp.zeros((*Y.shape[:-1], self.n_units), dtype=Y.dtype)
         return full.at[..., np.asarray(self.output_indices)].set(Y)
 

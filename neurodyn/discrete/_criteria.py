@@ -48,9 +48,10 @@ class AbstractSampleCriterion(AbstractCriterion):
     r"""A sum of per-sample costs $\rho_{nt}$, each with an IRLS weight $w$ such that
     $\partial_x \rho_{nt} = w \cdot r$ for the sample's residual $r$."""
 
-    @abc.abstractmethod
     def residual(self, x, target):
-        """$r$: the signed distance the cost pulls to zero."""
+        """$r$: the signed distance the cost pulls to zero; the error
+        $e = x - \\bar o$ unless a criterion says otherwise."""
+        return x - target
 
     @abc.abstractmethod
     def cost(self, x, target, reference):
@@ -73,9 +74,6 @@ class L2(AbstractSampleCriterion):
 
     name: ClassVar[str] = "2"
 
-    def residual(self, x, target):
-        return x - target
-
     def cost(self, x, target, reference):
         del reference
         return 0.5 * (x - target) ** 2
@@ -89,9 +87,6 @@ class AbstractReweighted(AbstractSampleCriterion):
     r"""An iteratively reweighted least-squares criterion:
     $\rho_{nt} = \tfrac12\, w(\hat e)\, e^2$ with $e = x - \bar o$ and the weight
     $w$ frozen at the reference error $\hat e$."""
-
-    def residual(self, x, target):
-        return x - target
 
     def cost(self, x, target, reference):
         return 0.5 * (x - target) ** 2 * self.weights(x, target, reference)
@@ -127,9 +122,6 @@ class AbsoluteValue(AbstractSampleCriterion):
 
     name: ClassVar[str] = "a"
 
-    def residual(self, x, target):
-        return x - target
-
     def cost(self, x, target, reference):
         del reference
         return jnp.abs(x - target)
@@ -146,9 +138,6 @@ class Biweight(AbstractSampleCriterion):
 
     threshold: float = eqx.field(default=1.0, static=True)
     name: ClassVar[str] = "b"
-
-    def residual(self, x, target):
-        return x - target
 
     def cost(self, x, target, reference):
         del reference
