@@ -35,6 +35,7 @@ from ._analysis.stability import (
 from ._dynamics import (
     adjoint_field as adjoint_field,
     forward_field as forward_field,
+    learning_velocities as learning_velocities,
     parameter_cotangent as parameter_cotangent,
 )
 from ._gradients import (
@@ -51,6 +52,8 @@ from ._learning.analog import (
     analog_learning as analog_learning,
     learning_field as learning_field,
 )
+from ._learning.analog_method import AbstractAnalogMethod as AbstractAnalogMethod
+from ._learning.full_system import FullSystem as FullSystem
 from ._learning.modes import (
     AbstractPatternMode as AbstractPatternMode,
     Deterministic as Deterministic,
@@ -64,6 +67,7 @@ from ._learning.rules import (
     rule_direction as rule_direction,
 )
 from ._learning.semi_gradient import SemiGradient as SemiGradient
+from ._learning.slow_manifold import SlowManifold as SlowManifold
 from ._learning.train import (
     History as History,
     TrainResult as TrainResult,

@@ -38,6 +38,25 @@ def adjoint_field(
     return linearised_adjoint_field(model, x, I, J)(z)
 
 
+def linearised_forward_field(
+    model: AbstractNetwork,
+    x: Float[Array, " n"],
+    I: PyTree,
+    b: Float[Array, " n"],
+) -> Callable[[Float[Array, " n"]], Float[Array, " n"]]:
+    r"""The forward dynamics linearised at $x$ and forced by $b$,
+    $w \mapsto (-w + (\partial F/\partial x)\, w + b)/\tau$, whose steady state
+    solves $(1 - \partial F/\partial x)\, w = b$ (the tangent of the fixed point:
+    with $b = (\partial F/\partial\theta)\,\dot\theta$, $w = \dot x^*$). Linearised
+    once: each evaluation is one Jacobian-vector product."""
+    _, jvp = jax.linearize(lambda x_: model.drive(x_, I), x)
+
+    def field(w):
+        return (-w + jvp(w) + b) / model.tau
+
+    return field
+
+
 def linearised_adjoint_field(
     model: AbstractNetwork,
     x: Float[Array, " n"],
@@ -54,6 +73,32 @@ def linearised_adjoint_field(
         return (-z + a_t_z + J) / model.tau
 
     return field
+
+
+def learning_velocities(
+    model: AbstractNetwork,
+    x: Float[Array, "p n"],
+    I: PyTree,
+    z: Float[Array, "p n"],
+    J: Float[Array, "p n"],
+) -> tuple[Float[Array, "p n"], Float[Array, "p n"], PyTree]:
+    r"""The three velocities of a batch of patterns $a$ from ONE evaluation of the
+    batched drive and ONE vector-Jacobian product of it:
+
+    $$\tau\dot x_a = -x_a + F(x_a),\qquad
+      \tau\dot z_a = -z_a + (\partial F/\partial x)^T z_a + J_a,\qquad
+      v = \sum_a (\partial F/\partial\theta)^T z_a .$$
+
+    The pullback of the batched drive with cotangent $z$ gives both
+    $(\partial F/\partial x)^T z_a$ and the parameter cotangent summed over the
+    patterns, so for a first-order network the work is three matrix products of the
+    whole batch, $U = X W^T$, $(g'(U) \odot Z)\,W$ and $(g'(U) \odot Z)^T X$, and
+    never $P$ separate $N \times N$ outer products. `v` has the structure of
+    `model` (None on masks and static fields); it is $d\theta/dt$ per unit $\eta$.
+    """
+    drive, pullback = eqx.filter_vjp(lambda m, x_: jax.vmap(m.drive)(x_, I), model, x)
+    velocity, a_t_z = pullback(z)
+    return (drive - x) / model.tau, (-z + a_t_z + J) / model.tau, velocity
 
 
 def parameter_cotangent(

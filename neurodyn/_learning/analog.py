@@ -1,20 +1,19 @@
 r"""The analog learning system: forward states, adjoint states and weights of every
 pattern integrated together as one ODE (Pineda eqs 1, 13, 17)."""
 
-import typing
-
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
-from .._dynamics import adjoint_field, forward_field, parameter_cotangent
 from .._gradients import RecurrentBackprop, pattern_errors
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, check_converged, initial_state
 from .._validation import as_float_array, as_patterns, check_same_batch
+from .analog_method import AbstractAnalogMethod
+from .full_system import STATS, FullSystem, learning_field as learning_field
+from .slow_manifold import SlowManifold
 
 
 class PatternSchedule(eqx.Module):
@@ -49,6 +48,12 @@ class AnalogRun(eqx.Module):
     - `stats`: the solver's work, summed over the segments of a schedule:
       `num_steps` (accepted plus rejected), `num_accepted_steps`,
       `num_rejected_steps`.
+    - `method`: the [`neurodyn.FullSystem`][] or [`neurodyn.SlowManifold`][] that
+      ran (the default's choice when none was given).
+    - `error_estimate`: that method's estimate of the relative error of the weights:
+      the step-size controller's `rtol` for the full system; for the slow manifold
+      the relative size of the neglected term of the weight velocity,
+      $c^{\text{order}+1}$ with $c = O(\eta\tau)$ the first-order term's size.
     """
 
     ts: Float[Array, " k"]
@@ -58,115 +63,27 @@ class AnalogRun(eqx.Module):
     x: Float[Array, "k p n"]
     z: Float[Array, "k p n"]
     stats: dict[str, Int[Array, ""]]
+    method: AbstractAnalogMethod
+    error_estimate: Float[Array, ""]
 
 
-def learning_field(t, state, args):
-    r"""The coupled vector field of patterns $a$ and parameters $\theta$:
-
-    $$\tau\dot x_a = -x_a + F(x_a),\quad
-      \tau\dot z_a = -z_a + (\partial F/\partial x)^T z_a + J_a,\quad
-      \dot\theta = \eta \sum_a (\partial F/\partial\theta)^T z_a,$$
-
-    with $J_a = (T_a - x_a)$ on output units. For a first-order network the last is
-    $\dot W = \eta \sum_a y_a x_a^T$, $y_a = g'(u_a)\odot z_a$ (eqs 13, 17).
-    """
-    del t
-    x, z, params = state
-    static, I, T, eta = args
-    model = eqx.combine(params, static)
-    J = model.error(x, T)
-    I = jax.vmap(model.training_source)(I, T)
-    dx = jax.vmap(lambda xa, ia: forward_field(model, xa, ia))(x, I)
-    dz = jax.vmap(lambda xa, ia, za, ja: adjoint_field(model, xa, ia, za, ja))(
-        x, I, z, J
-    )
-    velocity = jax.vmap(lambda xa, ia, za: parameter_cotangent(model, xa, ia, za)[0])(
-        x, I, z
-    )
-    dparams = jax.tree.map(
-        lambda v: jnp.asarray(eta, v.dtype) * jnp.sum(v, axis=0), velocity
-    )
-    return dx, dz, dparams
+# Below this eps = eta * tau the default integrates along the slow manifold: there
+# the full system's explicit steps (about t1 / (3 tau)) cost more than the slow
+# ODE's fixed-point solves, and the first-order correction's error O(eps^2) is far
+# below the solver tolerance (benchmarks/analog_scale.py, docs/analog_solvers.md).
+_SLOW_BELOW = 3e-3
 
 
-def _fast_field(t, state, args):
-    """The relaxation of activity and error signals, weights held: the stiff part."""
-    dx, dz, dparams = learning_field(t, state, args)
-    return dx, dz, jax.tree.map(jnp.zeros_like, dparams)
-
-
-def _slow_field(t, state, args):
-    """The weight dynamics alone, activity and error signals held: the slow part."""
-    dx, dz, dparams = learning_field(t, state, args)
-    return jnp.zeros_like(dx), jnp.zeros_like(dz), dparams
-
-
-def is_imex(solver: diffrax.AbstractSolver) -> bool:
-    """Whether `solver` integrates `MultiTerm(explicit_term, implicit_term)`, as
-    diffrax's IMEX solvers `KenCarp3`, `KenCarp4`, `KenCarp5` and `Sil3` do."""
-    return typing.get_origin(solver.term_structure) is diffrax.MultiTerm
-
-
-def learning_terms(solver: diffrax.AbstractSolver) -> diffrax.AbstractTerm:
-    r"""The analog learning system as diffrax terms for `solver`: one `ODETerm` of
-    `learning_field`, or, for an IMEX solver, the weight dynamics as the explicit term
-    and the relaxation of $x$, $z$ (time scale $\tau$, stiff when $\eta\tau$ is small)
-    as the implicit term."""
-    if is_imex(solver):
-        return diffrax.MultiTerm(
-            diffrax.ODETerm(_slow_field), diffrax.ODETerm(_fast_field)
-        )
-    return diffrax.ODETerm(learning_field)
-
-
-# The default solver is implicit below this value of eta * tau * D**2 (D: numbers in
-# the ODE state). An explicit step is capped by the fast relaxation, so its steps
-# grow like 1 / (eta tau); an implicit one takes a few dozen steps whatever eta, each
-# costing a dense D x D Jacobian and its LU. benchmarks/analog_solvers.py put the
-# break-even at eta tau ~ 9e-4 for D = 105 and ~ 2.5e-4 for D = 200, both ~ 10 / D**2
-# (docs/analog_solvers.md).
-_IMPLICIT_BELOW = 10.0
-
-
-def default_solver(
-    eta: float, tau: float, state_size: int, dtype: jnp.dtype, rtol: float, atol: float
-) -> diffrax.AbstractAdaptiveSolver:
-    r"""The solver `analog_learning` uses when none is given.
-
-    `diffrax.Tsit5()` unless $\eta\,\tau\,D^2 < 10$, with $D$ the size of the ODE
-    state ($2PN$ plus the number of parameters); then `diffrax.Kvaerno5()` with
-    `optimistix.Chord` (one Jacobian per stage: diffrax's default `VeryChord`
-    rejects half its steps here), whose Newton tolerances are `rtol`, `atol` floored
-    at $100\,\epsilon$ and $10\,\epsilon$ of `dtype` so that float32 converges.
-    """
-    if eta * tau * state_size**2 >= _IMPLICIT_BELOW:
-        return diffrax.Tsit5()
-    eps = float(jnp.finfo(dtype).eps)
-    chord = optx.Chord(rtol=max(rtol, 100 * eps), atol=max(atol, 10 * eps))
-    return diffrax.Kvaerno5(root_finder=chord)
-
-
-# The solver statistics an `AnalogRun` reports.
-_STATS = ("num_steps", "num_accepted_steps", "num_rejected_steps")
-
-
-@eqx.filter_jit
-def _integrate(params, static, x0, I, T, eta, ts, solver, rtol, atol, max_steps):
-    y0 = (x0, jnp.zeros_like(x0), params)
-    sol = diffrax.diffeqsolve(
-        learning_terms(solver),
-        solver,
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=None,
-        y0=y0,
-        args=(static, I, T, eta),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        saveat=diffrax.SaveAt(ts=ts),
-        max_steps=max_steps,
-    )
-    stats = {name: sol.stats[name] for name in _STATS}
-    return sol.ys, stats
+def default_method(eta: float, tau: float, t1: float) -> AbstractAnalogMethod:
+    r"""The method `analog_learning` uses when none is given: a first-order
+    [`neurodyn.SlowManifold`][] when $\epsilon = \eta\tau < 3\cdot10^{-3}$ and the
+    run lasts more than its initial layer, else [`neurodyn.FullSystem`][] with
+    `diffrax.Tsit5()` (time scales not separated: learning may leave the
+    quasi-static regime, and only the full system follows it)."""
+    slow = SlowManifold()
+    if eta * tau < _SLOW_BELOW and t1 > 2 * slow.layer * tau:
+        return slow
+    return FullSystem()
 
 
 @eqx.filter_jit
@@ -186,6 +103,7 @@ def analog_learning(
     eta: float,
     t1: float,
     saveat: ArrayLike | None = None,
+    method: AbstractAnalogMethod | None = None,
     solver: diffrax.AbstractSolver | None = None,
     schedule: PatternSchedule | None = None,
     x0: ArrayLike | None = None,
@@ -193,15 +111,15 @@ def analog_learning(
     atol: float = 1e-8,
     max_steps: int = 1_000_000,
 ) -> AnalogRun:
-    r"""Integrate the analog learning system (see `learning_field`) as one ODE.
+    r"""Integrate the analog learning system (see [`neurodyn.learning_field`][]).
 
     Activity and error signals relax on the time scale $\tau$ while the weights move
-    at rate $\eta$; for $\eta\to 0$ the weights follow the gradient flow
-    $d\theta/dt = -\eta\,\partial E_{\text{total}}/\partial\theta$. Small $\eta$
-    makes the system stiff: an explicit solver's steps grow like $1/(\eta\tau)$ while
-    an implicit one's stay at a few dozen, each costing a dense Jacobian of the whole
-    state. The default picks by `default_solver`: Tsit5, or Kvaerno5 when
-    $\eta\,\tau\,D^2 < 10$ (measured in `benchmarks/analog_solvers.py`).
+    at rate $\eta$; for $\epsilon = \eta\tau \to 0$ the weights follow the gradient
+    flow $d\theta/dt = -\eta\,\partial E_{\text{total}}/\partial\theta$. Small
+    $\epsilon$ makes the full system stiff (an explicit solver's steps grow like
+    $t_1/\tau$), so the default picks by $\epsilon$ (`default_method`): along the
+    slow manifold with the first-order correction below $\epsilon = 3\cdot10^{-3}$,
+    the full system with `diffrax.Tsit5()` above. `run.method` says which ran.
 
     **Arguments:**
 
@@ -213,11 +131,12 @@ def analog_learning(
     **Other arguments:**
 
     - `saveat`: times to save at (default 201 evenly spaced in $[0, t_1]$).
-    - `solver`: adaptive diffrax solver; default `default_solver`'s choice. An IMEX
-        solver (`diffrax.KenCarp4()`, ...) gets the weight dynamics as its explicit
-        term and the relaxation of $x$, $z$ as its implicit term.
+    - `method`: [`neurodyn.FullSystem`][] or [`neurodyn.SlowManifold`][]; default
+        `default_method`'s choice.
+    - `solver`: shorthand for `method=nd.FullSystem(solver)`.
     - `schedule`: a [`neurodyn.PatternSchedule`][] presenting one pattern at a time
-        (the stochastic analogue, eq 20); the integration restarts at each switch.
+        (the stochastic analogue, eq 20); the integration restarts at each switch,
+        with any method.
     - `x0`: initial activity (default 0.5); `rtol`, `atol`, `max_steps`: solver
         settings.
 
@@ -237,30 +156,25 @@ def analog_learning(
     ).astype(I.dtype)
     if ts.ndim != 1 or bool(jnp.any(jnp.diff(ts) <= 0)) or ts[0] < 0 or ts[-1] > t1:
         raise ValueError(f"`saveat` must be increasing times within [0, {t1}].")
+    method = _as_method(method, solver, eta, float(model.tau), t1)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    if solver is None:
-        state_size = 2 * I.size + sum(leaf.size for leaf in jax.tree.leaves(params))
-        tau = float(model.tau)
-        solver = default_solver(eta, tau, state_size, I.dtype, rtol, atol)
-    if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
-        raise ValueError(
-            "`solver` must be an adaptive diffrax solver, such as `diffrax.Tsit5()`, "
-            f"`diffrax.Kvaerno5()` or `diffrax.KenCarp4()`; got {solver!r}."
-        )
     relaxation = as_relaxation(None, rtol, atol, None, 65_536)
     start = initial_state(model, I, x0)
-    settings = (solver, rtol, atol, max_steps)
+    settings = (method, rtol, atol, max_steps)
     eta = jnp.asarray(eta, I.dtype)  # traced: a new rate does not recompile
 
     if schedule is None:
         times = jnp.concatenate([jnp.zeros(1, ts.dtype), ts]) if ts[0] > 0 else ts
-        (x, z, saved), stats = _integrate(
-            params, static, start, I, T, eta, times, *settings
+        segment = method.integrate(
+            params, static, start, I, T, eta, times, *settings[1:]
         )
         keep = slice(times.shape[0] - ts.shape[0], None)
-        x, z, saved = jax.tree.map(lambda a: a[keep], (x, z, saved))
+        x, z, saved = jax.tree.map(
+            lambda a: a[keep], (segment.x, segment.z, segment.params)
+        )
+        stats, estimate = segment.stats, segment.error_estimate
     else:
-        x, z, saved, stats = _scheduled(
+        x, z, saved, stats, estimate = _scheduled(
             params, static, start, I, T, eta, ts, schedule, settings
         )
 
@@ -274,7 +188,25 @@ def analog_learning(
         axis=(1, 2),
     )
     loss = _attractor_loss(models, I, T, start, relaxation)
-    return AnalogRun(ts, models, loss, instantaneous, x, z, stats)
+    return AnalogRun(ts, models, loss, instantaneous, x, z, stats, method, estimate)
+
+
+def _as_method(method, solver, eta, tau, t1) -> AbstractAnalogMethod:
+    if solver is not None:
+        if method is not None:
+            raise ValueError(
+                "Give `method` or `solver`, not both: `solver=s` is shorthand for "
+                "`method=nd.FullSystem(s)`."
+            )
+        return FullSystem(solver)
+    if method is None:
+        return default_method(eta, tau, t1)
+    if not isinstance(method, AbstractAnalogMethod):
+        raise ValueError(
+            "`method` must be `nd.FullSystem(...)` or `nd.SlowManifold(...)`, got "
+            f"{method!r}."
+        )
+    return method
 
 
 def _broadcast(k: int):
@@ -291,8 +223,10 @@ def _scheduled(params, static, start, I, T, eta, ts, schedule, settings):
     num_patterns = I.shape[0]
     if bool(jnp.any((schedule.patterns < 0) | (schedule.patterns >= num_patterns))):
         raise ValueError(f"`schedule.patterns` must lie in [0, {num_patterns}).")
+    method, *tolerances = settings
     xs, zs, saved_params = [], [], []
-    stats = {name: jnp.zeros((), int) for name in _STATS}
+    stats = {name: jnp.zeros((), int) for name in STATS}
+    estimate = jnp.zeros((), start.dtype)
     for s in range(schedule.patterns.shape[0]):
         t0, t1 = schedule.times[s], schedule.times[s + 1]
         last = s == schedule.patterns.shape[0] - 1
@@ -300,7 +234,7 @@ def _scheduled(params, static, start, I, T, eta, ts, schedule, settings):
         a = int(schedule.patterns[s])
         seg_ts = jnp.concatenate([t0[None], ts[inside], t1[None]])
         seg_ts = jnp.unique(seg_ts)  # endpoints may coincide with save times
-        (x, z, p), seg_stats = _integrate(
+        segment = method.integrate(
             params,
             static,
             start[a : a + 1],
@@ -308,18 +242,21 @@ def _scheduled(params, static, start, I, T, eta, ts, schedule, settings):
             T[a : a + 1],
             eta,
             seg_ts,
-            *settings,
+            *tolerances,
         )
+        p = segment.params
         params = jax.tree.map(lambda leaf: leaf[-1], p)
-        stats = jax.tree.map(jnp.add, stats, seg_stats)
+        stats = jax.tree.map(jnp.add, stats, segment.stats)
+        estimate = jnp.maximum(estimate, segment.error_estimate)
         hit = jnp.isin(seg_ts, ts[inside])
         fill = jnp.full((int(hit.sum()), *start.shape), jnp.nan, start.dtype)
-        xs.append(fill.at[:, a].set(x[hit, 0]))
-        zs.append(fill.at[:, a].set(z[hit, 0]))
+        xs.append(fill.at[:, a].set(segment.x[hit, 0]))
+        zs.append(fill.at[:, a].set(segment.z[hit, 0]))
         saved_params.append(jax.tree.map(lambda leaf: leaf[hit], p))
     return (
         jnp.concatenate(xs),
         jnp.concatenate(zs),
         jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *saved_params),
         stats,
+        estimate,
     )

@@ -1,0 +1,310 @@
+r"""Two-time-scale integration of the analog learning system for small
+$\epsilon = \eta\tau$: the fast activity and error signals are solved for, not
+integrated, and the weights move along the slow manifold.
+
+With $s = \eta t$ the system reads $\epsilon\, dx/ds = -x + F(x;\theta)$,
+$\epsilon\, dz/ds = -z + A^T z + J(x)$, $d\theta/ds = v(x, z; \theta)$ with
+$A = \partial F/\partial x$ and $v = (\partial F/\partial\theta)^T z$. After an
+initial layer of a few $\tau$ the fast variables sit on the slow manifold
+(Tikhonov, Fenichel):
+
+$$x = x^* + \epsilon\, x_1 + O(\epsilon^2),\qquad
+  x_1 = -(1 - A)^{-1}\, \frac{dx^*}{ds},\qquad
+  \frac{dx^*}{ds} = (1 - A)^{-1}\, \frac{\partial F}{\partial\theta}\,v,$$
+
+$$z = z^* + \epsilon\, z_1 + O(\epsilon^2),\qquad
+  z_1 = (1 - A^T)^{-1}\Big[D_x\tilde z\,[x_1] - \frac{dz^*}{ds}\Big],$$
+
+where $z^* = \tilde z(x^*, \theta)$ and $\tilde z(x, \theta)$ solves
+$(1 - A(x,\theta)^T)\,\tilde z = J(x)$; both derivatives of $\tilde z$ are
+$(1 - A^T)^{-1}$ applied to a Jacobian-vector product of
+$(x, \theta) \mapsto A^T z^* + J(x)$. The weights then follow
+$d\theta/dt = \eta\, v(x, z; \theta)$ at the corrected point: order 0 (the gradient
+flow, $x = x^*$, $z = z^*$) is off by $O(\epsilon)$ in $\theta$, order 1 by
+$O(\epsilon^2)$. The slow ODE is not stiff: its steps follow how fast $\theta$
+changes, not $\tau$.
+"""
+
+import dataclasses
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array, Bool, Float, PyTree
+
+from .._dynamics import (
+    learning_velocities,
+    linearised_adjoint_field,
+    linearised_forward_field,
+)
+from .._models.base import AbstractNetwork
+from .._relax import as_relaxation, relax_patterns
+from .._results import RESULTS
+from .._solvers.base import AbstractSteadyStateSolver, Relaxation, rms
+from .analog_method import AbstractAnalogMethod, Segment
+from .full_system import STATS, FullSystem
+
+
+class ManifoldVelocity(eqx.Module):
+    """The slow vector field at one point of the slow manifold.
+
+    - `x_dot`, `z_dot`: $dx^*/dt$, $dz^*/dt$ (how the fixed points move).
+    - `theta_dot`: $d\\theta/dt$, with the first-order correction if asked for.
+    - `x`, `z`: the fast variables on the manifold, $x^* + \\epsilon x_1$,
+        $z^* + \\epsilon z_1$ (order 0: $x^*$, $z^*$).
+    - `correction`: $\\|v_1 - v_0\\| / \\|v_0\\|$, the relative size of the
+        first-order term in the weight velocity: $O(\\epsilon)$.
+    - `settled`: every fixed point and linear solve converged.
+    """
+
+    x_dot: Float[Array, "p n"]
+    z_dot: Float[Array, "p n"]
+    theta_dot: PyTree
+    x: Float[Array, "p n"]
+    z: Float[Array, "p n"]
+    correction: Float[Array, ""]
+    settled: Bool[Array, ""]
+
+
+def _norm(tree: PyTree) -> Float[Array, ""]:
+    return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(tree)))
+
+
+def manifold_velocity(
+    model: AbstractNetwork,
+    source: PyTree,
+    T: Float[Array, "p n"],
+    x_guess: Float[Array, "p n"],
+    z_guess: Float[Array, "p n"],
+    eta: Float[Array, ""],
+    order: int,
+    relaxations: tuple[Relaxation, Relaxation],
+) -> ManifoldVelocity:
+    r"""The slow field at the weights of `model` (module docstring), the fixed
+    points warm-started from `x_guess`, `z_guess`.
+
+    `relaxations`: the settings of the fixed-point solves ($x^*$, $z^*$) and of the
+    linear solves for the $O(\epsilon)$ terms, which need only a relative accuracy
+    of about the run's tolerance over $\epsilon$."""
+    tau = model.tau
+    fixed_points, corrections = relaxations
+
+    def solve(relaxation, make_field, b, y0):
+        linear = dataclasses.replace(relaxation, attractors_only=False)
+        out = linear.solve(make_field, y0, (x, source, b), tau, scale=rms(b))
+        return out.y, jnp.all(out.result == RESULTS.successful)
+
+    def forward_solve(b):  # (1 - A) w = b, from the Neumann series' first term
+        field = lambda a: linearised_forward_field(model, *a)  # noqa: E731
+        return solve(corrections, field, b, b)
+
+    def adjoint_solve(b, y0, relaxation=corrections):  # (1 - A^T) w = b
+        field = lambda a: linearised_adjoint_field(model, *a)  # noqa: E731
+        return solve(relaxation, field, b, y0)
+
+    fp = relax_patterns(model, source, x_guess, fixed_points)
+    x = fp.x
+    J = model.error(x, T)
+    z, ok_z = adjoint_solve(J, z_guess, fixed_points)
+    _, _, v0 = learning_velocities(model, x, source, z, J)
+    theta_dot = jax.tree.map(lambda v: eta.astype(v.dtype) * v, v0)
+    _, b = eqx.filter_jvp(
+        lambda m: jax.vmap(m.drive)(x, source), (model,), (theta_dot,)
+    )
+    x_dot, ok_x_dot = forward_solve(b)
+    settled = jnp.all(fp.result == RESULTS.successful) & ok_z & ok_x_dot
+    if order == 0:
+        return ManifoldVelocity(
+            x_dot, jnp.zeros_like(z), theta_dot, x, z, jnp.zeros((), x.dtype), settled
+        )
+
+    def adjoint_force(m, x_):  # A(x, theta)^T z* + J(x); z* held
+        _, pullback = jax.vjp(lambda y: jax.vmap(m.drive)(y, source), x_)
+        return pullback(z)[0] + m.error(x_, T)
+
+    minus_x1, ok_x1 = forward_solve(tau * x_dot)
+    dx = -minus_x1  # tau * eta * x_1: (A - 1) dx = tau dx*/dt
+    _, r_flow = eqx.filter_jvp(adjoint_force, (model, x), (theta_dot, x_dot))
+    _, r_shift = eqx.filter_jvp(lambda y: adjoint_force(model, y), (x,), (dx,))
+    z_dot, ok_z_dot = adjoint_solve(r_flow, r_flow)
+    forcing = r_shift - tau * z_dot
+    dz, ok_dz = adjoint_solve(forcing, forcing)
+    x1, z1 = x + dx, z + dz
+    _, _, v1 = learning_velocities(model, x1, source, z1, model.error(x1, T))
+    correction = _norm(jax.tree.map(jnp.subtract, v1, v0)) / _norm(v0)
+    return ManifoldVelocity(
+        x_dot,
+        z_dot,
+        jax.tree.map(lambda v: eta.astype(v.dtype) * v, v1),
+        x1,
+        z1,
+        correction,
+        settled & ok_x1 & ok_z_dot & ok_dz,
+    )
+
+
+_LOST = (
+    "Slow-manifold analog learning: at some weights on the way the fast dynamics "
+    "had no stable fixed point to follow (a relaxation or linear solve did not "
+    "settle: learning may have crossed a bifurcation). Integrate the full system "
+    "instead: `method=nd.FullSystem()`."
+)
+
+
+def slow_field(t, state, args):
+    r"""$(\dot x^*, \dot z^*, \dot\theta)$ along the slow manifold; the state's
+    $x$, $z$ only warm-start the fixed-point solves."""
+    del t
+    x, z, params = state
+    static, I, T, eta, order, relaxations = args
+    model = eqx.combine(params, static)
+    source = jax.vmap(model.training_source)(I, T)
+    velocity = manifold_velocity(model, source, T, x, z, eta, order, relaxations)
+    theta_dot = eqx.error_if(velocity.theta_dot, ~velocity.settled, _LOST)
+    return velocity.x_dot, velocity.z_dot, theta_dot
+
+
+@eqx.filter_jit
+def integrate_slow(
+    params, static, x0, z0, I, T, eta, ts, order, solver, rtol, atol, max_steps,
+    relaxations,
+):  # fmt: skip
+    """Integrate the slow ODE from `ts[0]` (state on the manifold) over `ts`."""
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(slow_field),
+        solver,
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=(x0, z0, params),
+        args=(static, I, T, eta, order, relaxations),
+        stepsize_controller=diffrax.PIDController(
+            rtol=rtol, atol=atol, norm=_weights_norm
+        ),
+        saveat=diffrax.SaveAt(ts=ts),
+        max_steps=max_steps,
+    )
+    return sol.ys, {name: sol.stats[name] for name in STATS}
+
+
+def _weights_norm(error):
+    """The step-size controller's error norm on the parameters only: the state's
+    $x$, $z$ are warm starts, recomputed on the manifold at every evaluation."""
+    return optx.rms_norm(error[2])
+
+
+@eqx.filter_jit
+def manifold_points(params, static, x, z, I, T, eta, relaxations):
+    """The fast variables on the manifold to first order and the correction size at
+    saved weights (leading K axis on `params`, `x`, `z`)."""
+
+    def one(p, x_, z_):
+        model = eqx.combine(p, static)
+        source = jax.vmap(model.training_source)(I, T)
+        v = manifold_velocity(model, source, T, x_, z_, eta, 1, relaxations)
+        return v.x, v.z, v.correction
+
+    return jax.lax.map(lambda a: one(*a), (params, x, z))
+
+
+class SlowManifold(AbstractAnalogMethod):
+    r"""Integrate the analog learning system in two time scales (module docstring
+    of `neurodyn._learning.slow_manifold`): the full system over the initial layer
+    $[t_0, t_0 + \text{layer}\,\tau]$, where $x$ and $z$ settle, then the weights
+    alone, $d\theta/dt = \eta\, v(x, z;\theta)$ with $x$, $z$ on the slow manifold
+    from the steady-state solvers (warm-started from the previous step) and, for
+    `order=1`, the first-order correction in $\epsilon = \eta\tau$.
+
+    The error of $\theta$ is $O(\epsilon^{\text{order}+1})$ relative to the full
+    system; the run's error estimate is the measured relative size $c$ of the
+    first-order term in the weight velocity ($c = O(\epsilon)$), raised to the
+    power order + 1. Work does not grow with $1/\epsilon$: a step of the slow ODE
+    follows how fast the weights change.
+
+    - `order`: 0 (the gradient flow, $x = x^*$, $z = z^*$) or 1 (default).
+    - `layer`: the length of the initial layer in units of $\tau$ (default 20:
+        transients decay like $e^{-\mu t/\tau}$, $\mu$ the slowest relaxation rate).
+    - `solver`: the adaptive diffrax solver of the slow ODE and of the layer,
+        default `diffrax.Tsit5()`.
+    - `steady_state`: the steady-state solver for $x^*$ and the linear solves
+        (default: neurodyn's default chain); run at a hundredth of the run's
+        tolerances.
+    """
+
+    order: int = eqx.field(static=True, default=1)
+    layer: float = eqx.field(static=True, default=20.0)
+    solver: diffrax.AbstractAdaptiveSolver = diffrax.Tsit5()
+    steady_state: AbstractSteadyStateSolver | None = None
+
+    def __check_init__(self):
+        if self.order not in (0, 1):
+            raise ValueError(f"`order` must be 0 or 1, got {self.order!r}.")
+        if not self.layer > 0:
+            raise ValueError(f"`layer` must be positive, got {self.layer!r}.")
+        FullSystem(self.solver)  # same check of `solver`
+
+    def relaxations(
+        self, dtype, rtol: float, atol: float, eps: float
+    ) -> tuple[Relaxation, Relaxation]:
+        """The settings of the solves inside the slow field: the fixed points at a
+        hundredth of the run's tolerances; the linear solves of the
+        $O(\\epsilon)$ terms at the run's tolerances over $\\epsilon$, at most
+        $10^{-2}$ (their error enters the weights times $\\epsilon$). All floored
+        at 50 and 5 machine epsilons of `dtype`."""
+        tiny = float(jnp.finfo(dtype).eps)
+
+        def settings(r, a):
+            return as_relaxation(
+                self.steady_state, max(r, 50 * tiny), max(a, 5 * tiny), None, 65_536
+            )
+
+        return (
+            settings(rtol / 100, atol / 100),
+            settings(min(1e-2, rtol / eps), min(1e-2, atol / eps)),
+        )
+
+    def integrate(self, params, static, x0, I, T, eta, ts, rtol, atol, max_steps):
+        tau = eqx.combine(params, static).tau
+        eps = float(eta) * tau
+        full = FullSystem(self.solver)
+        t_layer = float(ts[0]) + self.layer * tau
+        if t_layer >= float(ts[-1]):
+            return full.integrate(
+                params, static, x0, I, T, eta, ts, rtol, atol, max_steps
+            )
+        # The layer moves the weights by O(eps) of the whole change, so its
+        # trajectory needs a relative accuracy of only rtol / eps (at most 1e-3).
+        loose = max(1.0, min(1e-3 / rtol, 1 / eps))
+        in_layer = ts < t_layer
+        first = full.integrate(
+            params,
+            static,
+            x0,
+            I,
+            T,
+            eta,
+            jnp.append(ts[in_layer], t_layer),
+            rtol * loose,
+            atol * loose,
+            max_steps,
+        )
+        slow_ts = jnp.unique(jnp.append(t_layer, ts[~in_layer]))
+        relaxations = self.relaxations(x0.dtype, rtol, atol, eps)
+        x, z, p = jax.tree.map(lambda leaf: leaf[-1], (first.x, first.z, first.params))
+        (x, z, p), stats = integrate_slow(
+            p, static, x, z, I, T, eta, slow_ts, self.order, self.solver,
+            rtol, atol, max_steps, relaxations,
+        )  # fmt: skip
+        x, z, correction = manifold_points(p, static, x, z, I, T, eta, relaxations)
+        keep = jnp.isin(slow_ts, ts)
+        x, z, p = jax.tree.map(lambda leaf: leaf[keep], (x, z, p))
+        joined = jax.tree.map(
+            lambda a, b: jnp.concatenate([a[:-1], b]),
+            (first.x, first.z, first.params),
+            (x, z, p),
+        )
+        stats = {name: first.stats[name] + stats[name] for name in STATS}
+        estimate = jnp.max(correction) ** (self.order + 1)
+        return Segment(*joined, stats, estimate)

@@ -1,0 +1,281 @@
+"""The analog learning system: the batched field, the full system, the slow
+manifold and its error orders, schedules, and the default's choice."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import neurodyn as nd
+from neurodyn._learning.analog import default_method
+
+from .helpers import random_network, random_patterns
+
+
+TIGHT_RUN = dict(rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return random_network(nd.FirstOrderNetwork, scale=1.5), *random_patterns()
+
+
+def _per_pattern_velocities(model, x, source, z, J):
+    """The oracle: the Jacobians of one pattern's drive, dense, in NumPy."""
+    dx, dz, dtheta = [], [], []
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    for a in range(x.shape[0]):
+        F = lambda x_: model.drive(x_, jax.tree.map(lambda s: s[a], source))  # noqa: E731
+        A = np.asarray(jax.jacobian(F)(x[a]))
+        dx.append((np.asarray(F(x[a])) - x[a]) / model.tau)
+        dz.append((-z[a] + A.T @ z[a] + J[a]) / model.tau)
+
+        def of_params(p):
+            m = eqx.combine(p, static)
+            return m.drive(x[a], jax.tree.map(lambda s: s[a], source))
+
+        jac = jax.jacobian(of_params)(params)  # d F_i / d theta, leaf by leaf
+        dtheta.append(
+            jax.tree.map(lambda j: np.tensordot(np.asarray(z[a]), j, axes=1), jac)
+        )
+    total = jax.tree.map(lambda *leaves: sum(leaves), *dtheta)
+    return np.stack(dx), np.stack(dz), total
+
+
+def _models():
+    rng = np.random.default_rng(3)
+    n = 6
+    first = random_network(nd.FirstOrderNetwork, n)
+    rate = random_network(nd.RateNetwork, n)
+    higher = nd.HigherOrderNetwork(0.3 * rng.normal(size=(n, n, n)))
+    visible = np.arange(n) < 4
+    cam = nd.ContentAddressableMemory(0.3 * rng.normal(size=(n, n)), visible)
+    implicit = nd.implicit_network(
+        2, [3, 2], key=jax.random.key(0), feedback=[(1, 0)], scale=0.8
+    )
+    implicit = jax.tree.map(
+        lambda a: a + 0.3 if eqx.is_inexact_array(a) else a, implicit
+    )  # recurrent weights start at zero: give them a value
+    return {
+        "first": first,
+        "rate": rate,
+        "higher": higher,
+        "cam": cam,
+        "implicit": implicit,
+    }
+
+
+@pytest.mark.parametrize("name", ["first", "rate", "higher", "cam", "implicit"])
+def test_learning_velocities_equal_dense_per_pattern_jacobians(name):
+    """One pullback of the batched drive gives every pattern's forward and adjoint
+    velocity and the summed parameter velocity, for every model."""
+    model = _models()[name]
+    rng = np.random.default_rng(7)
+    n, p = model.n_units, 3
+    x = jnp.asarray(rng.uniform(0.1, 0.9, (p, n)))
+    z = jnp.asarray(rng.normal(size=(p, n)))
+    I = jnp.asarray(rng.normal(size=(p, n)))
+    T = jnp.asarray(rng.uniform(0.1, 0.9, (p, n)))
+    source = jax.vmap(model.training_source)(I, T)
+    J = model.error(x, T)
+    dx, dz, velocity = nd.learning_velocities(model, x, source, z, J)
+    want_dx, want_dz, want_velocity = _per_pattern_velocities(model, x, source, z, J)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dz, want_dz, rtol=1e-12, atol=1e-13)
+    for got, want in zip(jax.tree.leaves(velocity), jax.tree.leaves(want_velocity)):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
+
+
+def test_first_order_velocity_is_pinedas_outer_product(problem):
+    """dW/dt = eta sum_a y_a x_a^T with y = g'(Wx) z (eq 13), on connections only."""
+    net, I, T = problem
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.uniform(0.1, 0.9, I.shape))
+    z = jnp.asarray(rng.normal(size=I.shape))
+    _, _, velocity = nd.learning_velocities(net, x, I, z, net.error(x, T))
+    W = np.where(net.connectivity, net.weights, 0)
+    s = 1 / (1 + np.exp(-x @ W.T))
+    y = s * (1 - s) * z
+    np.testing.assert_allclose(
+        velocity.weights, np.where(net.connectivity, y.T @ x, 0), rtol=1e-12
+    )
+
+
+def _gradient_flow(net, I, T, eta, t1, steps):
+    """dW/dt = -eta dE/dW by classical RK4 on the fixed-point gradient."""
+
+    def velocity(w):
+        m = eqx.tree_at(lambda n: n.weights, net, w)
+        grads = nd.value_and_grad(m, I, T, method=nd.ImplicitDiff(), **TIGHT_RUN)[1]
+        return -eta * grads.weights
+
+    w, h = net.weights, t1 / steps
+    for _ in range(steps):
+        k1 = velocity(w)
+        k2 = velocity(w + h / 2 * k1)
+        k3 = velocity(w + h / 2 * k2)
+        k4 = velocity(w + h * k3)
+        w = w + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return w
+
+
+@pytest.fixture(scope="module")
+def gradient_flow(problem):
+    net, I, T = problem
+    eta, t1 = 2e-3, 1000.0
+    return eta, t1, _gradient_flow(net, I, T, eta, t1, steps=20)
+
+
+def test_order_zero_slow_manifold_is_the_gradient_flow(problem, gradient_flow):
+    net, I, T = problem
+    eta, t1, reference = gradient_flow
+    run = nd.analog_learning(
+        net, I, T, eta=eta, t1=t1, saveat=[t1],
+        method=nd.SlowManifold(order=0, layer=1e-3), **TIGHT_RUN,
+    )  # fmt: skip
+    moved = np.asarray(run.model.weights[-1] - net.weights)
+    expected = np.asarray(reference - net.weights)
+    assert np.linalg.norm(expected) > 0.1  # the weights did move
+    assert np.linalg.norm(moved - expected) / np.linalg.norm(expected) < 1e-7
+
+
+def test_analog_learning_follows_the_gradient_flow(problem, gradient_flow):
+    """The full system differs from the gradient flow by O(eta tau): 7.4e-4 here."""
+    net, I, T = problem
+    eta, t1, reference = gradient_flow
+    run = nd.analog_learning(net, I, T, eta=eta, t1=t1, saveat=jnp.array([0.0, t1]))
+    assert isinstance(run.method, nd.SlowManifold)  # the default at eps = 2e-3
+    moved = np.asarray(run.model.weights[-1] - net.weights)
+    expected = np.asarray(reference - net.weights)
+    error = np.linalg.norm(moved - expected) / np.linalg.norm(expected)
+    assert 1e-4 < error < 2e-3  # O(eps) physics, not a solver error
+    assert float(run.loss[-1]) < float(run.loss[0])
+    assert np.all(np.asarray(run.model.connectivity) == np.asarray(net.connectivity))
+    assert np.all(moved[~np.asarray(net.connectivity)] == 0)
+
+
+@pytest.fixture(scope="module")
+def error_orders(problem):
+    """Relative error of W(t1) - W(0) against the full system, eta t1 = 1."""
+    net, I, T = problem
+    epsilons = np.array([0.04, 0.02, 0.01])
+    errors = {0: [], 1: []}
+    estimates = {0: [], 1: []}
+    for eps in epsilons:
+        t1 = float(1 / eps)
+        kwargs = dict(eta=float(eps), t1=t1, saveat=jnp.array([t1]), **TIGHT_RUN)
+        full = nd.analog_learning(net, I, T, method=nd.FullSystem(), **kwargs)
+        change = np.asarray(full.model.weights[-1] - net.weights)
+        for order in (0, 1):
+            run = nd.analog_learning(
+                net, I, T, method=nd.SlowManifold(order=order), **kwargs
+            )
+            gap = np.asarray(run.model.weights[-1] - full.model.weights[-1])
+            errors[order].append(np.linalg.norm(gap) / np.linalg.norm(change))
+            estimates[order].append(float(run.error_estimate))
+    return epsilons, errors, estimates
+
+
+def test_slow_manifold_error_shrinks_like_eps_and_eps_squared(error_orders):
+    epsilons, errors, estimates = error_orders
+    slope = {
+        k: np.polyfit(np.log(epsilons), np.log(v), 1)[0] for k, v in errors.items()
+    }
+    assert 0.8 < slope[0] < 1.2, slope
+    assert 1.8 < slope[1] < 2.3, slope
+    assert np.all(np.asarray(errors[1]) < np.asarray(errors[0]) / 5)
+    # The run's own estimate is within a factor 5 of the measured error.
+    for order in (0, 1):
+        ratio = np.asarray(estimates[order]) / np.asarray(errors[order])
+        assert np.all((ratio > 0.2) & (ratio < 5)), (order, ratio)
+
+
+def test_tau_rescales_time(problem):
+    """tau dx/dt = -x + F, dW/dt = eta v: with tau = 2.5 the run equals the tau = 1
+    run at eta tau and t / tau, for both methods."""
+    net, I, T = problem
+    slow = eqx.tree_at(lambda n: n.tau, net, 2.5)
+    for method in (nd.FullSystem(), nd.SlowManifold(layer=8.0)):
+        run = nd.analog_learning(
+            slow, I, T, eta=0.004, t1=250.0, saveat=[100.0, 250.0], method=method
+        )
+        same = nd.analog_learning(
+            net, I, T, eta=0.01, t1=100.0, saveat=[40.0, 100.0], method=method
+        )
+        np.testing.assert_allclose(run.model.weights, same.model.weights, atol=1e-6)
+        np.testing.assert_allclose(run.x, same.x, atol=1e-6)
+
+
+def test_solver_changes_the_work_not_the_result(problem):
+    net, I, T = problem
+    kwargs = dict(eta=0.05, t1=20.0, saveat=jnp.linspace(0, 20.0, 5))
+    explicit = nd.analog_learning(net, I, T, **kwargs)
+    implicit = nd.analog_learning(net, I, T, solver=diffrax.Kvaerno5(), **kwargs)
+    assert isinstance(explicit.method.solver, diffrax.Tsit5)
+    assert isinstance(implicit.method.solver, diffrax.Kvaerno5)
+    assert np.allclose(implicit.model.weights, explicit.model.weights, atol=1e-5)
+    assert np.allclose(implicit.x, explicit.x, atol=1e-5)
+    for run in (explicit, implicit):
+        stats = {k: int(v) for k, v in run.stats.items()}
+        assert (
+            stats["num_steps"]
+            == stats["num_accepted_steps"] + stats["num_rejected_steps"]
+        )
+    assert int(implicit.stats["num_steps"]) != int(explicit.stats["num_steps"])
+    assert float(explicit.error_estimate) == 1e-6  # the controller's rtol
+    with pytest.raises(ValueError, match="Give `method` or `solver`, not both"):
+        nd.analog_learning(
+            net, I, T, solver=diffrax.Tsit5(), method=nd.FullSystem(), **kwargs
+        )
+    with pytest.raises(ValueError, match="adaptive diffrax solver"):
+        nd.analog_learning(net, I, T, solver=diffrax.Euler(), **kwargs)
+
+
+def test_default_method_by_time_scale_separation():
+    assert isinstance(default_method(0.1, 1.0, 100.0), nd.FullSystem)
+    assert isinstance(default_method(1e-2, 1.0, 1e4), nd.FullSystem)
+    assert isinstance(default_method(1e-3, 1.0, 1e3), nd.SlowManifold)
+    assert isinstance(default_method(1e-3, 2.0, 1e3), nd.SlowManifold)  # eps 2e-3
+    assert isinstance(default_method(1e-3, 5.0, 1e3), nd.FullSystem)  # eps 5e-3
+    assert isinstance(default_method(1e-4, 1.0, 30.0), nd.FullSystem)  # in the layer
+    with pytest.raises(ValueError, match="`order` must be 0 or 1"):
+        nd.SlowManifold(order=2)
+
+
+@pytest.mark.parametrize("method", [nd.FullSystem(), nd.SlowManifold(layer=5.0)])
+def test_pattern_schedule_restarts_at_each_switch(problem, method):
+    net, I, T = problem
+    schedule = nd.PatternSchedule(jnp.array([0.0, 10.0, 20.0]), jnp.array([2, 0]))
+    ts = jnp.array([0.0, 5.0, 10.0, 15.0, 20.0])
+    kwargs = dict(eta=0.002, method=method)
+    run = nd.analog_learning(net, I, T, t1=20.0, saveat=ts, schedule=schedule, **kwargs)
+    x = np.asarray(run.x)
+    assert np.all(np.isfinite(x[:2, 2])) and np.all(np.isnan(x[:2, [0, 1]]))
+    assert np.all(np.isfinite(x[2:, 0])) and np.all(np.isnan(x[2:, [1, 2]]))
+    assert np.allclose(x[2, 0], 0.5)  # pattern 0 starts afresh at t = 10
+    # Weights change continuously across the switch, and only by pattern 2 first.
+    alone = nd.analog_learning(
+        net, I[2:3], T[2:3], t1=10.0, saveat=jnp.array([0.0, 10.0]), **kwargs
+    )
+    assert np.allclose(run.model.weights[2], alone.model.weights[-1], atol=1e-9)
+    assert not np.allclose(run.model.weights[2], net.weights, atol=1e-5)
+    with pytest.raises(ValueError, match="S\\+1 switch `times` and S `patterns`"):
+        nd.PatternSchedule(jnp.array([0.0, 1.0]), jnp.array([0, 1]))
+
+
+def test_scheduled_slow_manifold_matches_the_full_system(problem):
+    net, I, T = problem
+    schedule = nd.PatternSchedule(jnp.array([0.0, 200.0, 400.0]), jnp.array([1, 0]))
+    kwargs = dict(eta=0.002, t1=400.0, saveat=jnp.array([200.0, 400.0]), **TIGHT_RUN)
+    full = nd.analog_learning(
+        net, I, T, schedule=schedule, method=nd.FullSystem(), **kwargs
+    )
+    slow = nd.analog_learning(
+        net, I, T, schedule=schedule, method=nd.SlowManifold(), **kwargs
+    )
+    change = np.linalg.norm(full.model.weights[-1] - net.weights)
+    gap = np.linalg.norm(slow.model.weights[-1] - full.model.weights[-1])
+    assert gap < 1e-3 * change
+    assert float(slow.error_estimate) > 0
