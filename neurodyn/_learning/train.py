@@ -1,6 +1,7 @@
 r"""Discrete learning of fixed points: one optax update per relaxation of the
 patterns (Pineda eqs 13, 19, 20)."""
 
+import json
 import pathlib
 import sys
 from collections.abc import Callable
@@ -17,8 +18,9 @@ from rich.progress import Progress
 from .._gradients import RecurrentBackprop, check_method, pattern_errors
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, check_converged, initial_state
+from .._runs import model_config
 from .._validation import as_patterns, check_same_batch
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from .modes import AbstractPatternMode, as_mode
 from .rules import AbstractLearningRule, rule_gradients
 
@@ -183,10 +185,19 @@ def train(
     first = 0
     stopped = None  # the update at which `callback` ended the run
     folder = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
+    # What a checkpoint must share to be resumed here (not `steps`: a resumed run may
+    # go on for longer, and update k does not depend on the total).
+    run_id = fingerprint(
+        model=[json.dumps(model_config(model)), eqx.filter(static, eqx.is_array)],
+        patterns=[I, T, start_state],
+        procedure=[type(mode).__name__, type(method).__name__, type(rule).__name__],
+        reinitialize=np.asarray(reinitialize),
+        key=key,
+    )
     if resume:
         if folder is None:
             raise ValueError("`resume=True` needs a `checkpoint_dir`.")
-        loaded = load_checkpoint(folder, state)
+        loaded = load_checkpoint(folder, state, run_id)
         if loaded is not None:
             first, state, saved = loaded
             history = {
@@ -197,7 +208,9 @@ def train(
 
     def checkpoint(step):
         if folder is not None:
-            save_checkpoint(folder, step, state, _flat_history(history, snapshots))
+            save_checkpoint(
+                folder, step, state, _flat_history(history, snapshots), run_id
+            )
 
     show = sys.stderr.isatty() if progress is None else progress
     try:
