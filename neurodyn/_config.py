@@ -1,5 +1,6 @@
 """Training runs described by a JSON file, checked key by key (`neurodyn train`)."""
 
+import functools
 import json
 import math
 import pathlib
@@ -165,6 +166,13 @@ def _mask(n: int, indices: list | None, name: str) -> np.ndarray | None:
     return mask
 
 
+@functools.cache
+def optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
+    """The optax optimizer a config names, one object per (name, rate): the compiled
+    training step keys on the optimizer's identity, so runs of one process share it."""
+    return OPTIMIZERS[name](learning_rate)
+
+
 def build(config: dict):
     """The model, patterns and `nd.train` keyword arguments a config describes."""
     spec = config["model"]
@@ -183,7 +191,7 @@ def build(config: dict):
     T = np.asarray(config["patterns"]["T"], dtype=float)
     opt = config["optimizer"]
     kwargs = dict(
-        optimizer=OPTIMIZERS[opt["name"]](opt["learning_rate"]),
+        optimizer=optimizer(opt["name"], opt["learning_rate"]),
         steps=config["steps"],
         mode=config.get("mode", "deterministic"),
         method=METHODS[config.get("method", "RecurrentBackprop")](),

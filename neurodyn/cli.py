@@ -140,3 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neurodyn: interrupted; continue with --resume.", file=sys.stderr)
         return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
