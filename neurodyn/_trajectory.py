@@ -11,6 +11,7 @@ from ._models.base import AbstractNetwork
 from ._relax import batched, initial_state
 from ._validation import (
     as_float_array,
+    as_number,
     as_patterns,
     as_start,
     check_finite,
@@ -51,6 +52,7 @@ def _check_options(model, solver, rtol, atol, max_steps) -> diffrax.AbstractSolv
     """The network, the diffrax solver (default Tsit5) and its options."""
     check_network(model)
     check_relaxation_options(rtol, atol, None, max_steps)
+    as_number("atol", atol)  # from z = 0, a zero atol would stall the step size
     solver = diffrax.Tsit5() if solver is None else solver
     check_instance("solver", solver, diffrax.AbstractSolver, "a diffrax solver")
     return solver

@@ -42,7 +42,7 @@ def rate_net():
 
 
 def cam():
-    return nd.ContentAddressableMemory(0.1 * np.eye(N + 1), np.arange(N + 1) < N)
+    return nd.ContentAddressableMemory(0.1 * np.eye(N), np.ones(N, bool))
 
 
 MEMORIES = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
@@ -57,6 +57,7 @@ ARRAY = "array"  # a float array of a fixed shape
 MASK_KIND = "mask"  # boolean (N,)
 POSITIVE = "positive"  # a positive finite number: tolerance, rate, time, tau
 NONNEGATIVE = "nonnegative"  # >= 0 and finite
+FINITE = "finite"  # any finite real number (a threshold)
 COUNT = "count"  # a positive int: steps, iterations
 OBJECT = "object"  # a solver, method, mode, rule, unit, criterion, guard, model
 NAME = "name"  # a string from a fixed set
@@ -97,18 +98,22 @@ BREAKERS: dict[str, dict[str, Callable]] = {
         "zero": lambda v, draw: 0.0,
         "negative": lambda v, draw: -draw(st.floats(1e-3, 1e3)),
         "non-finite": lambda v, draw: draw(st.sampled_from([np.nan, np.inf])),
-        "not a number": lambda v, draw: draw(st.sampled_from(["1e-3", None, [1.0]])),
+        "not a number": lambda v, draw: draw(st.sampled_from(["1e-3", [1.0]])),
     },
     NONNEGATIVE: {
         "negative": lambda v, draw: -draw(st.floats(1e-3, 1e3)),
         "non-finite": lambda v, draw: draw(st.sampled_from([np.nan, np.inf])),
         "not a number": lambda v, draw: "0",
     },
+    FINITE: {
+        "non-finite": lambda v, draw: draw(st.sampled_from([np.nan, np.inf, -np.inf])),
+        "not a number": lambda v, draw: draw(st.sampled_from(["0", 1j])),
+    },
     COUNT: {
         "zero": lambda v, draw: 0,
         "negative": lambda v, draw: -draw(st.integers(1, 100)),
         "fractional": lambda v, draw: 2.5,
-        "not a number": lambda v, draw: draw(st.sampled_from(["10", None])),
+        "not a number": lambda v, draw: draw(st.sampled_from(["10", [3]])),
     },
     OBJECT: {
         "wrong type": lambda v, draw: draw(st.sampled_from(["abc", 3, optax.sgd]))
@@ -144,8 +149,8 @@ RELAX_KINDS = {
     "I": PATTERNS,
     "x0": PATTERNS,
     "solver": OBJECT,
-    "rtol": POSITIVE,
-    "atol": POSITIVE,
+    "rtol": NONNEGATIVE,
+    "atol": NONNEGATIVE,
     "t_max": POSITIVE,
     "max_steps": COUNT,
     "model": OBJECT,
@@ -202,7 +207,7 @@ ENTRY_POINTS = {
     "rule_direction": Entry(
         nd.rule_direction,
         (nd.DW1(), rate_net(), I, T),
-        {},
+        dict(weights=np.full(P, 0.5)),
         {
             **RELAX_KINDS,
             "rule": OBJECT,
@@ -216,13 +221,15 @@ ENTRY_POINTS = {
         nd.trajectory,
         (net(), I, np.linspace(0.0, 1.0, 3)),
         {},
-        {**RELAX_KINDS, "ts": ARRAY},
+        {**RELAX_KINDS, "ts": ARRAY, "atol": POSITIVE},
+        accepted={("ts", "wrong shape"): "two increasing times are valid times"},
     ),
     "adjoint_trajectory": Entry(
         nd.adjoint_trajectory,
         (net(), X, I, T, np.linspace(0.0, 1.0, 3)),
         {},
-        {**RELAX_KINDS, "x": PATTERNS, "T": PATTERNS, "ts": ARRAY},
+        {**RELAX_KINDS, "x": PATTERNS, "T": PATTERNS, "ts": ARRAY, "atol": POSITIVE},
+        accepted={("ts", "wrong shape"): "two increasing times are valid times"},
     ),
     # Vector fields (one pattern).
     "forward_field": Entry(
@@ -250,6 +257,7 @@ ENTRY_POINTS = {
         (np.ones((P, N)), np.ones((P, N))),
         {},
         {"a": ARRAY, "b": ARRAY},
+        accepted={("a", "complex"): "eigenvalues", ("b", "complex"): "eigenvalues"},
     ),
     "hessian": Entry(nd.hessian, (net(), I, T), {}, {**RELAX_KINDS, "T": PATTERNS}),
     "hessian_vector_product": Entry(
@@ -263,28 +271,35 @@ ENTRY_POINTS = {
     ),
     "stability_along": Entry(
         nd.stability_along,
-        (net(), I),
-        dict(steps=np.arange(1.0, 2.0)),
+        (jax.tree.map(lambda a: jnp.stack([a, a]), net()), I),
+        dict(steps=np.arange(2.0)),
         {
             "I": PATTERNS,
             "x0": PATTERNS,
             "newton_iterations": COUNT,
-            "tol": NONNEGATIVE,
-            "rtol": POSITIVE,
-            "atol": POSITIVE,
+            "tol": FINITE,
+            "rtol": NONNEGATIVE,
+            "atol": NONNEGATIVE,
         },
     ),
     "first_stability_loss": Entry(
         nd.first_stability_loss,
         (np.arange(3.0), -np.ones((3, P), complex)),
         {},
-        {"steps": ARRAY, "tol": NONNEGATIVE, "imag_tol": NONNEGATIVE},
+        {"steps": ARRAY, "tol": FINITE, "imag_tol": NONNEGATIVE},
     ),
     "StabilityMonitor": Entry(
         nd.StabilityMonitor,
         (I,),
         {},
-        {"I": PATTERNS, "x0": PATTERNS, "on_loss": NAME, "tol": NONNEGATIVE},
+        {
+            "I": PATTERNS,
+            "x0": PATTERNS,
+            "on_loss": NAME,
+            "tol": FINITE,
+            "newton_iterations": COUNT,
+        },
+        accepted={("I", "wrong length"): "the monitor learns N at its first call"},
     ),
     # Models.
     "FirstOrderNetwork": Entry(
@@ -321,7 +336,7 @@ ENTRY_POINTS = {
         nd.implicit_network,
         (2, [2, 1]),
         dict(key=jax.random.key(0)),
-        {"n_inputs": COUNT, "sizes": OBJECT, "scale": POSITIVE, "activation": NAME},
+        {"n_inputs": COUNT, "scale": POSITIVE, "activation": NAME},
     ),
     "activation_by_name": Entry(nd.activation_by_name, ("tanh",), {}, {"name": NAME}),
     # Content-addressable memory.
@@ -379,7 +394,14 @@ ENTRY_POINTS = {
         {"times": ARRAY},
     ),
     "shard_patterns": Entry(
-        lambda *arrays: nd.shard_patterns(*arrays), (I,), {}, {"arrays": PATTERNS}
+        lambda *arrays: nd.shard_patterns(*arrays),
+        (I,),
+        {},
+        {"arrays": PATTERNS},
+        accepted={
+            ("arrays", why): "any array can be sharded by its first axis"
+            for why in ("complex", "extra rank", "wrong length")
+        },
     ),
     # Discrete-time networks.
     "DiscreteNetwork": Entry(
@@ -392,7 +414,14 @@ ENTRY_POINTS = {
         ndd.random_network,
         (N,),
         {},
-        {"n_units": COUNT, "unit": OBJECT, "std": POSITIVE, "density": POSITIVE},
+        {
+            "unit": OBJECT,
+            "n_units": COUNT,
+            "n_inputs": COUNT,
+            "std": POSITIVE,
+            "density": POSITIVE,
+        },
+        accepted={("n_inputs", "zero"): "a network without inputs is valid"},
     ),
     "simulate": Entry(
         ndd.simulate, (DNET, INPUTS), {}, {"net": OBJECT, "inputs": ARRAY}
@@ -440,13 +469,24 @@ ENTRY_POINTS = {
         },
     ),
     "decay_fit": Entry(
-        ndd.decay_fit, (np.geomspace(1.0, 1e-3, 10),), {}, {"history": ARRAY}
+        ndd.decay_fit,
+        (np.geomspace(1.0, 1e-3, 10),),
+        {},
+        {"history": ARRAY, "fraction": POSITIVE},
+        accepted={
+            ("history", "non-finite"): "a failed run records NaN; the fit skips it",
+            ("history", "wrong shape"): "a shorter history is still a history",
+        },
     ),
     "observed": Entry(
-        ndd.observed, (np.zeros((4, N)), 1), {}, {"x": ARRAY, "n_outputs": COUNT}
+        ndd.observed,
+        (np.zeros((4, N)), 1),
+        {},
+        {"x": ARRAY, "n_outputs": COUNT},
+        accepted={("x", "extra rank"): "leading axes are batches of sequences"},
     ),
     "pseudo_inverse": Entry(
-        ndd.pseudo_inverse, (np.eye(2),), {}, {"A": ARRAY, "rtol": POSITIVE}
+        ndd.pseudo_inverse, (np.eye(2),), {}, {"A": ARRAY, "rtol": NONNEGATIVE}
     ),
     "Biweight": Entry(ndd.Biweight, (), {}, {"threshold": POSITIVE}),
     "Boolean": Entry(ndd.Boolean, (), {}, {"margin": POSITIVE}),
@@ -456,7 +496,7 @@ ENTRY_POINTS = {
         ndd.GuardProfile,
         (),
         {},
-        {"low": POSITIVE, "high": POSITIVE, "softness": POSITIVE},
+        {"low": POSITIVE, "high": POSITIVE, "softness": NONNEGATIVE},
     ),
     "IntegrateAndFire": Entry(
         ndd.IntegrateAndFire, (), {}, {"leak": NONNEGATIVE, "sharpness": POSITIVE}

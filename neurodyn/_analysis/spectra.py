@@ -168,7 +168,10 @@ def spectral_distance(
 
     a, b = _as_spectrum("a", a), _as_spectrum("b", b)
     if a.shape != b.shape:
-        raise ValueError(f"Spectra of shapes {a.shape} and {b.shape} cannot match.")
+        raise ValueError(
+            f"`a` and `b` must be spectra of the same shape, got {a.shape} and "
+            f"{b.shape}."
+        )
     worst = 0.0
     for ap, bp in zip(a, b):
         cost = np.abs(ap[:, None] - bp[None, :])

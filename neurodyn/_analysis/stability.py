@@ -156,7 +156,7 @@ def first_stability_loss(
     leading = np.atleast_2d(np.asarray(leading))
     if leading.ndim != 2 or leading.shape[0] != steps.shape[0]:
         raise ValueError(
-            f"`leading` must be (K, P) with K = len(steps) = {steps.shape[0]}, got "
+            f"`leading` must be (K, P) with K = len(`steps`) = {steps.shape[0]}, got "
             f"{leading.shape}."
         )
     tracked = (

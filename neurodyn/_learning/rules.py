@@ -286,6 +286,9 @@ def rule_direction(
     relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = jnp.atleast_2d(as_patterns("I", I, model.n_units))
     x0 = as_start(x0, I)
+    if loss is None:  # the squared error on the output units: T is (P, N)
+        T = jnp.atleast_2d(as_patterns("T", T, model.n_units))
+        check_same_batch(I, T)
     T = as_float_array("T", T).astype(I.dtype)
     T = T.reshape(I.shape[0], -1) if T.ndim < 2 and T.size else T
     if T.ndim < 2 or T.shape[0] != I.shape[0]:
