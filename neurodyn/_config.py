@@ -82,8 +82,10 @@ def load_config(path: pathlib.Path) -> dict:
         content = json.loads(pathlib.Path(path).read_text())
     except FileNotFoundError:
         raise ValueError(f"Config file {str(path)!r} does not exist.") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"Config file {str(path)!r} is not valid JSON: {e}.") from None
+    except OSError as e:
+        raise ValueError(f"Config file {str(path)!r} cannot be read: {e}.") from None
     if not isinstance(content, dict):
         raise ValueError("The config must be a JSON object.")
     _check("", content, SCHEMA)

@@ -156,8 +156,8 @@ def check_network(model, name: str = "model") -> None:
 
 def check_relaxation_options(rtol, atol, t_max, max_steps) -> None:
     """The tolerances, time limit and step limit of every relaxation."""
-    as_number("rtol", rtol, strict=False)
-    as_number("atol", atol, strict=False)
+    as_number("rtol", rtol)
+    as_number("atol", atol)
     if t_max is not None:
         as_number("t_max", t_max)
     as_count("max_steps", max_steps)

@@ -206,8 +206,12 @@ def hessian_along(
 ) -> Float[Array, "k m"]:
     """Hessian eigenvalues of every model in a stack (a leading axis on every array,
     as `History.snapshots` or `AnalogRun.model`), shape (K, W.size)."""
+    check_network(models, "models")
     leaves = [leaf for leaf in jax.tree.leaves(models) if eqx.is_array(leaf)]
     k = leaves[0].shape[0]
+    I = jnp.atleast_2d(as_patterns("I", I, leaves[0].shape[-1]))
+    T = jnp.atleast_2d(as_patterns("T", T, leaves[0].shape[-1]))
+    check_same_batch(I, T)
     return jnp.stack(
         [
             hessian_eigenvalues(
