@@ -63,6 +63,7 @@ FINITE = "finite"  # any finite real number (a threshold)
 COUNT = "count"  # a positive int: steps, iterations
 OBJECT = "object"  # a solver, method, mode, rule, unit, criterion, guard, model
 NAME = "name"  # a string from a fixed set
+CALLABLE = "callable"  # a function (a loss, a callback)
 
 
 def _nan(value, draw):
@@ -120,6 +121,7 @@ BREAKERS: dict[str, dict[str, Callable]] = {
     OBJECT: {
         "wrong type": lambda v, draw: draw(st.sampled_from(["abc", 3, optax.sgd]))
     },
+    CALLABLE: {"not callable": lambda v, draw: draw(st.sampled_from(["abc", 3]))},
     NAME: {"unknown": lambda v, draw: "no-such-name", "wrong type": lambda v, d: 3},
 }
 
@@ -183,7 +185,7 @@ ENTRY_POINTS = {
             "checkpoint_every": COUNT,
             "snapshot_every": COUNT,
             "rule": OBJECT,
-            "callback": OBJECT,
+            "callback": CALLABLE,
         },
         accepted={("steps", "zero"): "zero updates is a valid (empty) run"},
     ),
@@ -216,7 +218,7 @@ ENTRY_POINTS = {
             "T": PATTERNS,
             "weights": ARRAY,
             "method": OBJECT,
-            "loss": OBJECT,
+            "loss": CALLABLE,
         },
     ),
     "trajectory": Entry(

@@ -98,7 +98,7 @@ def _sigkill_then_resume(tmp_path: pathlib.Path, config: dict) -> None:
 @pytest.mark.slow  # three fresh interpreters: ~1 min on a busy 2-core machine
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path):
     _sigkill_then_resume(
-        tmp_path, {**CONFIG, "steps": 400, "checkpoint_every": 1, "seed": 3}
+        tmp_path, {**CONFIG, "steps": 60, "checkpoint_every": 1, "seed": 3}
     )
 
 
@@ -108,8 +108,8 @@ def test_sigkill_then_resume_with_a_stateful_optimizer(tmp_path):
         **CONFIG,
         "optimizer": {"name": "rmsprop", "learning_rate": 0.05},
         "mode": "stochastic",
-        "steps": 400,
-        "checkpoint_every": 7,
+        "steps": 60,
+        "checkpoint_every": 3,
     }
     _sigkill_then_resume(tmp_path, config)
 
