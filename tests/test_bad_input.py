@@ -159,6 +159,12 @@ RELAX_KINDS = {
     "max_steps": COUNT,
     "model": OBJECT,
 }
+
+
+def _without(kinds: dict, *names: str) -> dict:
+    return {k: v for k, v in kinds.items() if k not in names}
+
+
 FP_KINDS = {"model": OBJECT, "fp": PATTERNS, "I": PATTERNS}
 SOLVER = nd.ODERelaxation()
 
@@ -225,14 +231,20 @@ ENTRY_POINTS = {
         nd.trajectory,
         (net(), I, np.linspace(0.0, 1.0, 3)),
         {},
-        {**RELAX_KINDS, "ts": ARRAY, "atol": POSITIVE},
+        {**_without(RELAX_KINDS, "t_max"), "ts": ARRAY, "atol": POSITIVE},
         accepted={("ts", "wrong shape"): "two increasing times are valid times"},
     ),
     "adjoint_trajectory": Entry(
         nd.adjoint_trajectory,
         (net(), X, I, T, np.linspace(0.0, 1.0, 3)),
         {},
-        {**RELAX_KINDS, "x": PATTERNS, "T": PATTERNS, "ts": ARRAY, "atol": POSITIVE},
+        {
+            **_without(RELAX_KINDS, "t_max"),
+            "x": PATTERNS,
+            "T": PATTERNS,
+            "ts": ARRAY,
+            "atol": POSITIVE,
+        },
         accepted={("ts", "wrong shape"): "two increasing times are valid times"},
     ),
     # Vector fields (one pattern).
@@ -263,12 +275,17 @@ ENTRY_POINTS = {
         {"a": ARRAY, "b": ARRAY},
         accepted={("a", "complex"): "eigenvalues", ("b", "complex"): "eigenvalues"},
     ),
-    "hessian": Entry(nd.hessian, (net(), I, T), {}, {**RELAX_KINDS, "T": PATTERNS}),
+    "hessian": Entry(
+        nd.hessian,
+        (net(), I, T),
+        {},
+        {**_without(RELAX_KINDS, "solver"), "T": PATTERNS},
+    ),
     "hessian_vector_product": Entry(
         nd.hessian_vector_product,
         (net(), I, T, W),
         {},
-        {**RELAX_KINDS, "T": PATTERNS, "v": ARRAY},
+        {**_without(RELAX_KINDS, "solver"), "T": PATTERNS, "v": ARRAY},
     ),
     "hessian_along": Entry(
         nd.hessian_along,
