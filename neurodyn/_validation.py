@@ -124,13 +124,15 @@ def as_number(
 
 def as_count(name: str, value, *, minimum: int = 1) -> int:
     """A Python integer >= `minimum` (steps, iterations, sizes)."""
+    expected = {0: "a non-negative integer", 1: "a positive integer"}.get(
+        minimum, f"an integer >= {minimum}"
+    )
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(
-            f"`{name}` must be an integer >= {minimum}, got {type(value).__name__} "
-            f"{_short(value)}."
+            f"`{name}` must be {expected}, got {type(value).__name__} {_short(value)}."
         )
     if value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value}.")
+        raise ValueError(f"`{name}` must be {expected}, got {value}.")
     return int(value)
 
 

@@ -87,7 +87,9 @@ def test_relax_arguments():
         ValueError, match="`t_max` must be a positive finite number, got -5"
     ):
         nd.relax(net, np.zeros(4), t_max=-5.0)
-    with pytest.raises(ValueError, match="`max_steps` must be an integer >= 1, got 0"):
+    with pytest.raises(
+        ValueError, match="`max_steps` must be a positive integer, got 0"
+    ):
         nd.relax(net, np.zeros(4), max_steps=0)
     with pytest.raises(ValueError, match="`solver` must be an adaptive.*Euler"):
         nd.relax(net, np.zeros(4), solver=diffrax.Euler())
