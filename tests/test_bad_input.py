@@ -654,7 +654,7 @@ def check_refused(entry: Entry, name: str, breaker: str, value) -> None:
 
 
 @settings(
-    max_examples=12,
+    max_examples=25,
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],  # a failure is reported, not shrunk
