@@ -75,11 +75,13 @@ def shard_patterns(
         raise ValueError("`shard_patterns` needs at least one array.")
     arrays = tuple(_as_sharded_array(a) for a in arrays)
     for a in arrays:
-        if a.ndim < 1 or a.shape[0] == 0:
+        if a.ndim < 1:
             raise ValueError(
-                "`arrays`: `shard_patterns` splits the leading pattern axis, which "
-                f"must hold at least one pattern, got shape {a.shape}."
+                "`arrays`: `shard_patterns` splits the leading pattern axis, but got "
+                "a scalar."
             )
+        if a.shape[0] == 0:
+            raise ValueError(f"`arrays` must hold at least one pattern, got {a.shape}.")
     sizes = {a.shape[0] for a in arrays}
     if len(sizes) != 1:
         shapes = ", ".join(str(a.shape) for a in arrays)
