@@ -239,7 +239,7 @@ ENTRY_POINTS = {
         (net(), X, I, T, np.linspace(0.0, 1.0, 3)),
         {},
         {
-            **_without(RELAX_KINDS, "t_max"),
+            **_without(RELAX_KINDS, "t_max", "x0"),
             "x": PATTERNS,
             "T": PATTERNS,
             "ts": ARRAY,
@@ -609,6 +609,16 @@ def test_every_public_entry_point_is_fuzzed():
     missing = public - set(ENTRY_POINTS) - set(NOT_ENTRY_POINTS)
     assert not missing, f"add these to ENTRY_POINTS in {__file__}: {sorted(missing)}"
     assert not (set(ENTRY_POINTS) | set(NOT_ENTRY_POINTS)) - public
+
+
+def test_entry_points_fuzz_real_arguments():
+    for name, entry in ENTRY_POINTS.items():
+        params = inspect.signature(entry.fn).parameters
+        if not any(p.kind is p.VAR_POSITIONAL for p in params.values()):
+            assert set(entry.kinds) <= set(params), (
+                name,
+                set(entry.kinds) - set(params),
+            )
 
 
 def _raised_by_neurodyn(error: BaseException) -> bool:
