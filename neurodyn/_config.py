@@ -1,6 +1,8 @@
 """Training runs described by a JSON file, checked key by key (`neurodyn train`)."""
 
+import functools
 import json
+import math
 import pathlib
 
 import jax.random as jr
@@ -80,17 +82,77 @@ def load_config(path: pathlib.Path) -> dict:
         content = json.loads(pathlib.Path(path).read_text())
     except FileNotFoundError:
         raise ValueError(f"Config file {str(path)!r} does not exist.") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"Config file {str(path)!r} is not valid JSON: {e}.") from None
+    except OSError as e:
+        raise ValueError(f"Config file {str(path)!r} cannot be read: {e}.") from None
     if not isinstance(content, dict):
         raise ValueError("The config must be a JSON object.")
     _check("", content, SCHEMA)
     _check("model", content["model"], MODEL_SCHEMA)
     _check("patterns", content["patterns"], PATTERN_SCHEMA)
     _check("optimizer", content["optimizer"], OPTIMIZER_SCHEMA)
-    if content["steps"] < 0:
-        raise ValueError(f"config key 'steps' must be >= 0, got {content['steps']}.")
+    _check_values(content)
     return content
+
+
+def _check_values(content: dict) -> None:
+    """The values a schema's types cannot express: signs, finiteness, shapes."""
+    positive = [
+        ("", "checkpoint_every", content.get("checkpoint_every", 1)),
+        ("model ", "n_units", content["model"]["n_units"]),
+        ("model ", "tau", content["model"].get("tau", 1.0)),
+        ("optimizer ", "learning_rate", content["optimizer"]["learning_rate"]),
+    ]
+    for section, key, value in positive:
+        if not (0 < value < math.inf):
+            raise ValueError(
+                f"config {section}key {key!r} must be positive and finite, got "
+                f"{value!r}."
+            )
+    for key in ("steps", "seed"):
+        if content.get(key, 0) < 0:
+            raise ValueError(f"config key {key!r} must be >= 0, got {content[key]}.")
+    if not math.isfinite(content["model"].get("weight_scale", 0.0)):
+        raise ValueError("config model key 'weight_scale' must be finite.")
+    n = content["model"]["n_units"]
+    shapes = []
+    for key in ("I", "T"):
+        rows = content["patterns"][key]
+        try:
+            array = np.asarray(rows, dtype=float)
+        except (TypeError, ValueError):
+            array = np.zeros(0)
+        if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] != n:
+            raise ValueError(
+                f"config patterns key {key!r} must be a non-empty list of lists of "
+                f"{n} numbers (one per unit, n_units = {n})."
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"config patterns key {key!r} must hold finite numbers.")
+        shapes.append(array.shape)
+    if shapes[0] != shapes[1]:
+        raise ValueError(
+            "config patterns 'I' and 'T' must hold as many patterns, got "
+            f"{shapes[0][0]} and {shapes[1][0]}."
+        )
+
+
+# Keys a resumed run may change: neither alters update k of the run.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every")
+
+
+def check_same_run(saved: dict, config: dict, folder: pathlib.Path) -> None:
+    """Refuse to resume the run in `folder`, started from `saved`, with a `config`
+    that differs in anything but `RESUMABLE_CHANGES`."""
+    for key in sorted(set(saved) | set(config)):
+        if key not in RESUMABLE_CHANGES and saved.get(key) != config.get(key):
+            raise ValueError(
+                f"{str(folder)!r} was started with another config (key {key!r} is "
+                f"{saved.get(key)!r} there, {config.get(key)!r} now); resume with the "
+                "same config (only 'steps' and 'checkpoint_every' may change) or "
+                "choose another --out."
+            )
 
 
 def _mask(n: int, indices: list | None, name: str) -> np.ndarray | None:
@@ -104,6 +166,13 @@ def _mask(n: int, indices: list | None, name: str) -> np.ndarray | None:
     mask = np.zeros(n, dtype=bool)
     mask[indices] = True
     return mask
+
+
+@functools.cache
+def optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
+    """The optax optimizer a config names, one object per (name, rate): the compiled
+    training step keys on the optimizer's identity, so runs of one process share it."""
+    return OPTIMIZERS[name](learning_rate)
 
 
 def build(config: dict):
@@ -124,7 +193,7 @@ def build(config: dict):
     T = np.asarray(config["patterns"]["T"], dtype=float)
     opt = config["optimizer"]
     kwargs = dict(
-        optimizer=OPTIMIZERS[opt["name"]](opt["learning_rate"]),
+        optimizer=optimizer(opt["name"], opt["learning_rate"]),
         steps=config["steps"],
         mode=config.get("mode", "deterministic"),
         method=METHODS[config.get("method", "RecurrentBackprop")](),

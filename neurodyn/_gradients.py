@@ -37,7 +37,13 @@ from ._results import RESULTS, error_if_any, select
 from ._solvers.base import Relaxation, rms
 from ._solvers.fallback import Fallback
 from ._solvers.ode import ODERelaxation
-from ._validation import as_patterns, check_same_batch
+from ._validation import (
+    as_patterns,
+    as_start,
+    check_network,
+    check_relaxation_options,
+    check_same_batch,
+)
 
 
 class AbstractGradientMethod(eqx.Module):
@@ -288,11 +294,14 @@ def value_and_grad(
     A runtime error whose message says the dynamics did not converge (and what to
     try) when the forward or adjoint relaxation of any pattern fails.
     """
+    check_network(model)
     check_method(method)
+    check_relaxation_options(rtol, atol, t_max, max_steps)
     relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units)
     check_same_batch(I, T)
+    x0 = as_start(x0, I)
     return _value_and_grad(
         model, I, T.astype(I.dtype), initial_state(model, I, x0), method, relaxation
     )

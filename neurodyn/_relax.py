@@ -15,7 +15,12 @@ from ._results import RESULTS, error_if_any
 from ._solvers.base import AbstractSteadyStateSolver, Relaxation
 from ._solvers.fallback import default_solver
 from ._solvers.ode import ODERelaxation
-from ._validation import as_patterns
+from ._validation import (
+    as_patterns,
+    as_start,
+    check_network,
+    check_relaxation_options,
+)
 
 
 def as_relaxation(
@@ -154,8 +159,11 @@ def relax(
     `residual`; a relaxation that oscillates, diverges or runs out of time comes back
     with `converged=False`.
     """
+    check_network(model)
+    check_relaxation_options(rtol, atol, t_max, max_steps)
     relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
+    x0 = as_start(x0, I)
     fp = _relax(model, I, initial_state(model, I, x0), relaxation)
     if throw:
         fp = check_converged(fp, fp)

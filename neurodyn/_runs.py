@@ -14,7 +14,9 @@ import os
 import pathlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -54,8 +56,64 @@ def jsonable(value):
     return value
 
 
+def write_atomically(path: pathlib.Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file under a temporary name in its folder, `fsync` it, rename it
+    over `path` and `fsync` the folder, so `path` is either old or complete."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 def write_json(path: pathlib.Path, content: dict) -> None:
-    path.write_text(json.dumps(jsonable(content), indent=2) + "\n")
+    text = json.dumps(jsonable(content), indent=2) + "\n"
+    write_atomically(path, lambda f: f.write(text.encode()))
+
+
+def write_npz(path: pathlib.Path, arrays: dict) -> None:
+    write_atomically(
+        path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+    )
+
+
+def read_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """Every array of an `.npz` file, or a one-line `ValueError` if it is missing or
+    damaged (truncated, overwritten, not an archive)."""
+    try:
+        with np.load(path, allow_pickle=False) as content:
+            return {k: content[k] for k in content.files}
+    except FileNotFoundError:
+        raise ValueError(f"{str(path)!r} is missing.") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{str(path)!r} is damaged ({type(e).__name__}).") from None
+
+
+def check_run_folder(folder: pathlib.Path) -> pathlib.Path:
+    """`folder` if it holds a finished, readable run: `metrics.json` (written last),
+    `params.npz` and `history.npz`; a one-line `ValueError` otherwise."""
+    if not folder.is_dir():
+        raise ValueError(f"Run folder {str(folder)!r} does not exist.")
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except FileNotFoundError:
+        raise ValueError(
+            f"{str(folder)!r} is not a finished run folder (no metrics.json); if its "
+            "run was interrupted, continue it with `neurodyn train --resume`."
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{str(folder / 'metrics.json')!r} is damaged.") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{str(folder / 'metrics.json')!r} is not a JSON object.")
+    for name in ("params.npz", "history.npz"):
+        read_npz(folder / name)
+    return folder
 
 
 def check_writable(out: pathlib.Path) -> pathlib.Path:
@@ -78,9 +136,12 @@ def check_writable(out: pathlib.Path) -> pathlib.Path:
 def staged_folder(out: pathlib.Path) -> Iterator[pathlib.Path]:
     """Yield a fresh staging folder next to `out`; on success it replaces `out`."""
     out = check_writable(out)
-    stage = pathlib.Path(
-        tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.resolve().parent)
-    )
+    try:
+        stage = pathlib.Path(
+            tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.resolve().parent)
+        )
+    except OSError as e:
+        raise ValueError(f"Cannot create output folder {str(out)!r}: {e}.") from None
     try:
         yield stage
     except BaseException:

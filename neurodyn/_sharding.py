@@ -8,6 +8,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike, Shaped
 
+from ._validation import check_finite
+
 
 PATTERN_AXIS = "patterns"
 
@@ -21,6 +23,16 @@ def pattern_sharding(devices: Sequence[jax.Device] | None = None) -> NamedShardi
         raise ValueError("`devices` must name at least one device.")
     mesh = Mesh(np.array(devices), (PATTERN_AXIS,))
     return NamedSharding(mesh, PartitionSpec(PATTERN_AXIS))
+
+
+def _as_sharded_array(a: ArrayLike) -> Array:
+    try:
+        a = jnp.asarray(a)
+    except (TypeError, ValueError):
+        raise TypeError(f"`arrays` must be arrays, got {type(a).__name__}.") from None
+    if jnp.issubdtype(a.dtype, jnp.inexact):
+        check_finite("arrays", a)
+    return a
 
 
 def shard_patterns(
@@ -61,12 +73,15 @@ def shard_patterns(
     """
     if not arrays:
         raise ValueError("`shard_patterns` needs at least one array.")
-    arrays = tuple(jnp.asarray(a) for a in arrays)
+    arrays = tuple(_as_sharded_array(a) for a in arrays)
     for a in arrays:
         if a.ndim < 1:
             raise ValueError(
-                "`shard_patterns` splits the leading pattern axis, but got a scalar."
+                "`arrays`: `shard_patterns` splits the leading pattern axis, but got "
+                "a scalar."
             )
+        if a.shape[0] == 0:
+            raise ValueError(f"`arrays` must hold at least one pattern, got {a.shape}.")
     sizes = {a.shape[0] for a in arrays}
     if len(sizes) != 1:
         shapes = ", ".join(str(a.shape) for a in arrays)

@@ -9,7 +9,17 @@ from jaxtyping import Array, ArrayLike, Float
 from ._dynamics import adjoint_field, forward_field
 from ._models.base import AbstractNetwork
 from ._relax import batched, initial_state
-from ._validation import as_float_array, as_patterns
+from ._validation import (
+    as_float_array,
+    as_number,
+    as_patterns,
+    as_start,
+    check_finite,
+    check_instance,
+    check_network,
+    check_relaxation_options,
+    check_same_batch,
+)
 
 
 def _integrate(field, y0, ts, solver, rtol, atol, max_steps):
@@ -38,8 +48,19 @@ def _forward(model, I, x0, ts, solver, rtol, atol, max_steps):
     )
 
 
+def _check_options(model, solver, rtol, atol, max_steps) -> diffrax.AbstractSolver:
+    """The network, the diffrax solver (default Tsit5) and its options."""
+    check_network(model)
+    check_relaxation_options(rtol, atol, None, max_steps)
+    as_number("atol", atol)  # from z = 0, a zero atol would stall the step size
+    solver = diffrax.Tsit5() if solver is None else solver
+    check_instance("solver", solver, diffrax.AbstractSolver, "a diffrax solver")
+    return solver
+
+
 def _times(ts: ArrayLike) -> Float[Array, " k"]:
     ts = as_float_array("ts", ts)
+    check_finite("ts", ts)
     if ts.ndim != 1 or ts.shape[0] < 2 or not bool(jnp.all(jnp.diff(ts) > 0)):
         raise ValueError(
             f"`ts` must be an increasing 1-d array of at least two times, got {ts}."
@@ -60,10 +81,10 @@ def trajectory(
 ) -> Float[Array, "*p k n"]:
     r"""The forward activity $x(t)$ of $\tau\, dx/dt = -x + F(x)$ at times `ts`
     (starting at `ts[0]` from `x0`, default 0.5), shape `(K, N)` or `(P, K, N)`."""
+    solver = _check_options(model, solver, rtol, atol, max_steps)
     I = as_patterns("I", I, model.n_units)
     ts = _times(ts).astype(I.dtype)
-    solver = diffrax.Tsit5() if solver is None else solver
-    x0 = initial_state(model, I, x0)
+    x0 = initial_state(model, I, as_start(x0, I))
     return _forward(model, I, x0, ts, solver, rtol, atol, max_steps)
 
 
@@ -92,11 +113,17 @@ def adjoint_trajectory(
     $\tau\, dz/dt = -z + (\partial F/\partial x)^T z + J$ at times `ts`, from $z = 0$,
     with $J = (T - x)$ on output units and the linearisation taken at the fixed point
     `x` (e.g. `nd.relax(model, I).x`)."""
+    solver = _check_options(model, solver, rtol, atol, max_steps)
     n = model.n_units
     I = as_patterns("I", I, n)
     x = as_patterns("x", x, n).astype(I.dtype)
     T = as_patterns("T", T, n).astype(I.dtype)
+    check_same_batch(x, T, names=("x", "T"))
+    if I.ndim == 2 and I.shape != x.shape:
+        raise ValueError(
+            f"`I` must have shape ({n},) or the shape of `x` {x.shape}, got {I.shape}."
+        )
+    I = jnp.broadcast_to(I, x.shape)
     ts = _times(ts).astype(I.dtype)
-    solver = diffrax.Tsit5() if solver is None else solver
     J = model.error(x, T)
     return _adjoint(model, x, I, J, ts, solver, rtol, atol, max_steps)

@@ -23,8 +23,15 @@ def check_finite(name: str, x: ArrayLike) -> None:
 
 
 def as_float_array(name: str, x: ArrayLike) -> Array:
-    """Convert to a floating-point JAX array, refusing booleans and complex numbers."""
-    arr = jnp.asarray(x)
+    """Convert to a floating-point JAX array, refusing booleans, complex numbers and
+    anything that is not an array of numbers."""
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`{name}` must be an array of real numbers, got {type(x).__name__} "
+            f"{_short(x)}."
+        ) from None
     if arr.dtype == jnp.bool_ or jnp.issubdtype(arr.dtype, jnp.complexfloating):
         raise ValueError(f"`{name}` must be real-valued, got dtype {arr.dtype}.")
     if not jnp.issubdtype(arr.dtype, jnp.floating):
@@ -58,22 +65,122 @@ def as_patterns(name: str, x: ArrayLike, n: int, of: str = "units") -> Array:
             f"`{name}` must have shape ({n},) or (P, {n}) for a network of {n} {of}, "
             f"got {arr.shape}."
         )
+    if arr.ndim == 2 and arr.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` must hold at least one pattern, got shape {arr.shape}."
+        )
     check_finite(name, arr)
     return arr
 
 
-def check_same_batch(I: Array, T: Array) -> None:
+def as_start(x0: ArrayLike | None, I: Array) -> Array | None:
+    """The start state `x0`: None (the default), one state `(N,)` for every pattern,
+    or one per pattern, shaped like `I`."""
+    if x0 is None:
+        return None
+    x0 = as_patterns("x0", x0, I.shape[-1])
+    if x0.ndim == 2 and x0.shape != I.shape:
+        raise ValueError(
+            f"`x0` must have shape ({I.shape[-1]},) or the shape of `I` {I.shape}, got "
+            f"{x0.shape}."
+        )
+    return x0
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def as_number(
+    name: str, value, *, minimum: float | None = 0.0, strict: bool = True
+) -> float:
+    """A finite real number above `minimum` (or at least it, if not `strict`; any
+    finite number if `minimum` is None)."""
+    if isinstance(value, (bool, str)) or not isinstance(
+        value, (int, float, np.number, np.ndarray, jax.Array)
+    ):
+        raise TypeError(
+            f"`{name}` must be a number, got {type(value).__name__} {_short(value)}."
+        )
+    if np.ndim(value) != 0 or not np.isrealobj(value):
+        raise TypeError(f"`{name}` must be a real scalar, got {_short(value)}.")
+    if not _is_concrete(value):
+        return value
+    number = float(value)
+    if minimum is None:
+        if not np.isfinite(number):
+            raise ValueError(f"`{name}` must be a finite number, got {number}.")
+        return number
+    if not np.isfinite(number) or number < minimum or (strict and number == minimum):
+        expected = (
+            ("a positive" if strict else "a non-negative") + " finite number"
+            if minimum == 0
+            else f"a finite number {'>' if strict else '>='} {minimum}"
+        )
+        raise ValueError(f"`{name}` must be {expected}, got {number}.")
+    return number
+
+
+def as_count(name: str, value, *, minimum: int = 1) -> int:
+    """A Python integer >= `minimum` (steps, iterations, sizes)."""
+    expected = {0: "a non-negative integer", 1: "a positive integer"}.get(
+        minimum, f"an integer >= {minimum}"
+    )
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"`{name}` must be {expected}, got {type(value).__name__} {_short(value)}."
+        )
+    if value < minimum:
+        raise ValueError(f"`{name}` must be {expected}, got {value}.")
+    return int(value)
+
+
+def check_instance(name: str, value, kind: type | tuple[type, ...], what: str) -> None:
+    """Raise a `TypeError` naming `name` unless `value` is a `kind` (`what` says which
+    objects are meant, e.g. "a neurodyn network such as `nd.FirstOrderNetwork`")."""
+    if not isinstance(value, kind):
+        raise TypeError(
+            f"`{name}` must be {what}, got {type(value).__name__} {_short(value)}."
+        )
+
+
+def check_network(model, name: str = "model") -> None:
+    from ._models.base import AbstractNetwork
+
+    check_instance(
+        name,
+        model,
+        AbstractNetwork,
+        "a neurodyn network such as `nd.FirstOrderNetwork`",
+    )
+
+
+def check_relaxation_options(rtol, atol, t_max, max_steps) -> None:
+    """The tolerances, time limit and step limit of every relaxation."""
+    as_number("rtol", rtol)
+    as_number("atol", atol)
+    if t_max is not None:
+        as_number("t_max", t_max)
+    as_count("max_steps", max_steps)
+
+
+def check_same_batch(I: Array, T: Array, names: tuple[str, str] = ("I", "T")) -> None:
+    a, b = names
     if I.ndim != T.ndim or I.shape != T.shape:
         raise ValueError(
-            "`I` and `T` must have the same shape ((N,) or (P, N) with the same number "
-            f"of patterns P), got I {I.shape} and T {T.shape}."
+            f"`{a}` and `{b}` must have the same shape ((N,) or (P, N) with the same "
+            f"number of patterns P), got {a} {I.shape} and {b} {T.shape}."
         )
 
 
 def as_activation(name: str, value: Activation | str) -> Activation:
     """An activation from itself or the name of a built-in one."""
     if isinstance(value, str):
-        return activation_by_name(value)
+        try:
+            return activation_by_name(value)
+        except ValueError as e:
+            raise ValueError(f"`{name}`: {e}") from None
     if not isinstance(value, Activation):
         raise ValueError(
             f"`{name}` must be a `neurodyn.Activation` or the name of a built-in one "
@@ -84,10 +191,7 @@ def as_activation(name: str, value: Activation | str) -> Activation:
 
 def as_time_constant(tau: float) -> float:
     """`tau` as a float, refusing non-positive and infinite values."""
-    tau = float(tau)
-    if not tau > 0 or tau == float("inf"):
-        raise ValueError(f"`tau` must be a positive finite time constant, got {tau}.")
-    return tau
+    return as_number("tau", tau)
 
 
 def as_square_weights(weights: ArrayLike) -> Array:

@@ -10,15 +10,16 @@ import json
 import pathlib
 import sys
 
-import numpy as np
-
 from ._runs import (
+    check_run_folder,
     check_writable,
     jsonable,
     model_arrays,
     model_config,
+    read_npz,
     staged_folder,
     write_json,
+    write_npz,
 )
 
 
@@ -44,7 +45,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ._config import build, load_config
+    from ._config import build, check_same_run, load_config
     from ._learning.train import train
 
     config = load_config(pathlib.Path(args.config))
@@ -55,15 +56,17 @@ def _train(args: argparse.Namespace) -> int:
             f"{str(out)!r} already holds a run; pass --resume to continue it or "
             "choose another --out."
         )
+    if args.resume and (out / "config.json").exists():
+        check_same_run(load_config(out / "config.json"), config, out)
     model, I, T, kwargs = build(config)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config)
     result = train(
         model, I, T, checkpoint_dir=checkpoints, resume=args.resume, **kwargs
     )
-    np.savez(out / "params.npz", **model_arrays(result.model))
-    np.savez(out / "data.npz", I=I, T=T)
-    np.savez(out / "history.npz", E_total=np.asarray(result.history.E_total))
+    write_npz(out / "params.npz", model_arrays(result.model))
+    write_npz(out / "data.npz", {"I": I, "T": T})
+    write_npz(out / "history.npz", {"E_total": result.history.E_total})
     _draw(out)
     metrics = {
         "model": model_config(result.model),
@@ -71,9 +74,7 @@ def _train(args: argparse.Namespace) -> int:
         "initial_E_total": float(result.history.E_total[0]),
         "final_E_total": float(result.history.E_total[-1]),
     }
-    tmp = out / "metrics.json.tmp"
-    write_json(tmp, metrics)  # written last: its presence marks a finished run
-    tmp.replace(out / "metrics.json")
+    write_json(out / "metrics.json", metrics)  # last: its presence marks a finished run
     print(json.dumps(jsonable(metrics), indent=2))
     return 0
 
@@ -83,13 +84,13 @@ def _draw(folder: pathlib.Path) -> None:
 
     from . import plot
 
-    with np.load(folder / "history.npz") as history:
-        curves = {
-            k.removeprefix("E_total").strip("_") or "E_total": history[k]
-            for k in history.files
-            if k.startswith("E_total")
-        }
-        ts = history["ts"] if "ts" in history.files else None
+    history = read_npz(folder / "history.npz")
+    curves = {
+        k.removeprefix("E_total").strip("_") or "E_total": v
+        for k, v in history.items()
+        if k.startswith("E_total")
+    }
+    ts = history.get("ts")
     if not curves:
         raise ValueError(f"{str(folder)!r}/history.npz holds no E_total curve.")
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -103,9 +104,7 @@ def _draw(folder: pathlib.Path) -> None:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    folder = pathlib.Path(args.folder)
-    if not (folder / "history.npz").exists():
-        raise ValueError(f"{str(folder)!r} is not a run folder (no history.npz).")
+    folder = check_run_folder(pathlib.Path(args.folder))
     _draw(folder)
     print(f"Wrote {folder / 'learning_curves.png'}")
     return 0
@@ -133,6 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except ValueError as e:
-        print(f"neurodyn: error: {e}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as e:
+        # Bad input, a damaged file or a failed write: one line, no traceback.
+        message = " ".join(str(e).split())
+        print(f"neurodyn: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("neurodyn: interrupted; continue with --resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

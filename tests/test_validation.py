@@ -75,13 +75,21 @@ def test_relax_arguments():
         nd.relax(net, np.zeros(4), x0=np.zeros(5))
     with pytest.raises(ValueError, match="`x0` must be finite"):
         nd.relax(net, np.zeros(4), x0=np.full(4, np.nan))
-    with pytest.raises(ValueError, match="`rtol` must be positive, got -1"):
+    with pytest.raises(
+        ValueError, match="`rtol` must be a positive finite number, got -1"
+    ):
         nd.relax(net, np.zeros(4), rtol=-1.0)
-    with pytest.raises(ValueError, match="`atol` must be positive, got 0"):
+    with pytest.raises(
+        ValueError, match="`atol` must be a positive finite number, got 0"
+    ):
         nd.relax(net, np.zeros(4), atol=0.0)
-    with pytest.raises(ValueError, match="`t_max` must be positive, got -5"):
+    with pytest.raises(
+        ValueError, match="`t_max` must be a positive finite number, got -5"
+    ):
         nd.relax(net, np.zeros(4), t_max=-5.0)
-    with pytest.raises(ValueError, match="`max_steps` must be at least 1, got 0"):
+    with pytest.raises(
+        ValueError, match="`max_steps` must be a positive integer, got 0"
+    ):
         nd.relax(net, np.zeros(4), max_steps=0)
     with pytest.raises(ValueError, match="`solver` must be an adaptive.*Euler"):
         nd.relax(net, np.zeros(4), solver=diffrax.Euler())

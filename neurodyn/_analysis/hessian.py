@@ -27,7 +27,15 @@ from .._relax import (
     initial_state,
     relax_patterns,
 )
-from .._validation import as_float_array, as_patterns, check_same_batch
+from .._validation import (
+    as_float_array,
+    as_patterns,
+    as_start,
+    check_finite,
+    check_network,
+    check_relaxation_options,
+    check_same_batch,
+)
 
 
 def _with_weights(model: AbstractNetwork, weights: Array) -> AbstractNetwork:
@@ -99,10 +107,12 @@ def _prepare(model, I, T, x0, rtol, atol, t_max, max_steps):
             "`model` must be a neurodyn network with a `weights` field, got "
             f"{type(model).__name__}."
         )
+    check_relaxation_options(rtol, atol, t_max, max_steps)
     relaxation: ODERelaxation = as_relaxation(None, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units).astype(I.dtype)
     check_same_batch(I, T)
+    x0 = as_start(x0, I)
     I, T = jnp.atleast_2d(I), jnp.atleast_2d(T)
     return I, T, initial_state(model, I, x0), relaxation
 
@@ -161,8 +171,10 @@ def hessian_vector_product(
     without forming $H$: one forward-over-reverse pass (a few linear solves per
     pattern, $O(N^2)$ memory). `v` has the shape of `weights`, and so has the result.
     Other arguments as for [`neurodyn.hessian`][]."""
+    check_network(model)
     v = as_float_array("v", v)
-    if v.shape != model.weights.shape:
+    check_finite("v", v)
+    if v.shape != getattr(model, "weights", v).shape:
         raise ValueError(
             f"`v` must have the shape of the weights, {model.weights.shape}, got "
             f"{v.shape}."
@@ -174,10 +186,17 @@ def hessian_vector_product(
 def hessian_eigenvalues(H: Float[ArrayLike, "..."]) -> Float[Array, " m"]:
     r"""The eigenvalues of a Hessian from [`neurodyn.hessian`][] (shape
     `weights.shape * 2`), as a symmetric $(W.size, W.size)$ matrix, ascending."""
-    H = jnp.asarray(H)
+    H = as_float_array("H", H)
     size = int(jnp.sqrt(H.size).round())
-    if size * size != H.size or H.ndim % 2:
+    half = H.shape[: H.ndim // 2]
+    if (
+        size * size != H.size
+        or H.ndim % 2
+        or H.ndim == 0
+        or half != H.shape[H.ndim // 2 :]
+    ):
         raise ValueError(f"`H` must have shape `weights.shape * 2`, got {H.shape}.")
+    check_finite("H", H)
     H = H.reshape(size, size)
     return jnp.linalg.eigvalsh(0.5 * (H + H.T))
 
@@ -187,8 +206,12 @@ def hessian_along(
 ) -> Float[Array, "k m"]:
     """Hessian eigenvalues of every model in a stack (a leading axis on every array,
     as `History.snapshots` or `AnalogRun.model`), shape (K, W.size)."""
+    check_network(models, "models")
     leaves = [leaf for leaf in jax.tree.leaves(models) if eqx.is_array(leaf)]
     k = leaves[0].shape[0]
+    I = jnp.atleast_2d(as_patterns("I", I, leaves[0].shape[-1]))
+    T = jnp.atleast_2d(as_patterns("T", T, leaves[0].shape[-1]))
+    check_same_batch(I, T)
     return jnp.stack(
         [
             hessian_eigenvalues(

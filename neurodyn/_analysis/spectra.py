@@ -23,7 +23,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float, PyTree
 from .._dynamics import adjoint_field
 from .._models.base import AbstractNetwork
 from .._relax import FixedPoint
-from .._validation import as_patterns
+from .._validation import as_patterns, check_finite, check_network
 
 
 def jacobian(
@@ -54,6 +54,7 @@ def _sorted(eigenvalues: Complex[Array, " n"]) -> Complex[Array, " n"]:
 
 
 def _states_and_sources(model, fp, I) -> tuple[Array, Array]:
+    check_network(model)
     n = model.n_units
     x = fp.x if isinstance(fp, FixedPoint) else fp
     x = as_patterns("fp", x, n)
@@ -144,6 +145,20 @@ def adjoint_spectrum(
     return _eig(_linearisations(adjoint_jacobian, model, fp, I))
 
 
+def _as_spectrum(name: str, eigenvalues: ArrayLike) -> np.ndarray:
+    try:
+        spectrum = np.atleast_2d(np.asarray(eigenvalues, dtype=complex))
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be an array of eigenvalues.") from None
+    if spectrum.ndim != 2 or spectrum.size == 0:
+        raise ValueError(
+            f"`{name}` must be eigenvalues of shape (N,) or (P, N), got "
+            f"{np.shape(eigenvalues)}."
+        )
+    check_finite(name, spectrum)
+    return spectrum
+
+
 def spectral_distance(
     a: Complex[ArrayLike, "*p n"], b: Complex[ArrayLike, "*p n"]
 ) -> float:
@@ -151,9 +166,12 @@ def spectral_distance(
     spectra (an optimal assignment, per pattern), maximised over patterns."""
     from scipy.optimize import linear_sum_assignment
 
-    a, b = np.atleast_2d(np.asarray(a)), np.atleast_2d(np.asarray(b))
+    a, b = _as_spectrum("a", a), _as_spectrum("b", b)
     if a.shape != b.shape:
-        raise ValueError(f"Spectra of shapes {a.shape} and {b.shape} cannot match.")
+        raise ValueError(
+            f"`a` and `b` must be spectra of the same shape, got {a.shape} and "
+            f"{b.shape}."
+        )
     worst = 0.0
     for ap, bp in zip(a, b):
         cost = np.abs(ap[:, None] - bp[None, :])

@@ -27,7 +27,15 @@ from jaxtyping import Array, ArrayLike, Bool, Complex, Float, PyTree, Real
 
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, initial_state, relax_patterns
-from .._validation import as_patterns
+from .._validation import (
+    as_count,
+    as_float_array,
+    as_number,
+    as_patterns,
+    as_start,
+    check_finite,
+    check_relaxation_options,
+)
 from .spectra import _sorted, jacobian
 
 
@@ -137,11 +145,18 @@ def first_stability_loss(
     lost its fixed point (`tracked` False), classified by the imaginary part of the
     crossing eigenvalue: $|\mathrm{Im}\,\lambda_1| >$ `imag_tol` is a Hopf
     bifurcation, otherwise a saddle-node."""
-    steps = np.asarray(steps, dtype=float)
+    steps = np.asarray(as_float_array("steps", steps))
+    if steps.ndim != 1:
+        raise ValueError(
+            f"`steps` must be one label per snapshot, (K,), got {steps.shape}."
+        )
+    check_finite("steps", steps)
+    as_number("tol", tol, minimum=None)
+    as_number("imag_tol", imag_tol, strict=False)
     leading = np.atleast_2d(np.asarray(leading))
     if leading.ndim != 2 or leading.shape[0] != steps.shape[0]:
         raise ValueError(
-            f"`leading` must be (K, P) with K = len(steps) = {steps.shape[0]}, got "
+            f"`leading` must be (K, P) with K = len(`steps`) = {steps.shape[0]}, got "
             f"{leading.shape}."
         )
     tracked = (
@@ -227,6 +242,10 @@ def stability_along(
     models, steps = _stacked(source, steps)
     first = jax.tree.map(lambda a: a[0] if eqx.is_array(a) else a, models)
     I = jnp.atleast_2d(as_patterns("I", I, first.n_units))
+    x0 = as_start(x0, I)
+    as_count("newton_iterations", newton_iterations)
+    as_number("tol", tol, minimum=None)
+    check_relaxation_options(rtol, atol, None, 65_536)
     relaxation = as_relaxation(None, rtol, atol, None, 65_536)
     x_start = _relax_all(first, I, initial_state(first, I, x0), relaxation)
     x, residual, spectra = _track(models, I, x_start, newton_iterations)
@@ -266,13 +285,16 @@ class StabilityMonitor:
         tol: float = 0.0,
         newton_iterations: int = 30,
     ):
-        if on_loss not in ("stop", "warn", "continue"):
+        if not isinstance(on_loss, str) or on_loss not in ("stop", "warn", "continue"):
             raise ValueError(
                 f"`on_loss` must be 'stop', 'warn' or 'continue', got {on_loss!r}."
             )
-        self.I = jnp.atleast_2d(jnp.asarray(I))
+        I = as_float_array("I", I)
+        self.I = jnp.atleast_2d(as_patterns("I", I, I.shape[-1] if I.ndim else 1))
         self.on_loss = on_loss
-        self.x0 = x0
+        self.x0 = x0 if x0 is None else as_start(x0, self.I)
+        as_number("tol", tol, minimum=None)
+        as_count("newton_iterations", newton_iterations)
         self.tol = tol
         self.newton_iterations = newton_iterations
         self.steps: list[int] = []

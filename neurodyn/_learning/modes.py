@@ -46,7 +46,7 @@ def as_mode(mode: AbstractPatternMode | str) -> AbstractPatternMode:
     """A mode object from itself or its name (`"deterministic"`, `"stochastic"`)."""
     if isinstance(mode, AbstractPatternMode):
         return mode
-    if mode in MODES:
+    if isinstance(mode, str) and mode in MODES:
         return MODES[mode]
     raise ValueError(
         f"Unknown `mode` {mode!r}; expected one of {sorted(MODES)} or an "

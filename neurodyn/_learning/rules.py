@@ -32,7 +32,16 @@ from .._relax import (
     check_converged,
     initial_state,
 )
-from .._validation import as_patterns, check_same_batch
+from .._validation import (
+    as_float_array,
+    as_number,
+    as_patterns,
+    as_start,
+    check_finite,
+    check_instance,
+    check_relaxation_options,
+    check_same_batch,
+)
 
 
 Loss = Callable[[Float[Array, " n"], Float[Array, " n"]], Scalar]
@@ -150,10 +159,7 @@ class DW2(AbstractLearningRule):
 
     def __check_init__(self):
         # An array learning rate may be traced (e.g. vmapped over rates).
-        if isinstance(self.learning_rate, (int, float)) and not self.learning_rate > 0:
-            raise ValueError(
-                f"`learning_rate` must be positive, got {self.learning_rate}."
-            )
+        as_number("learning_rate", self.learning_rate)
 
     def direction(self, model, r, I, cotangents, weights, gradient):
         _check_rate_network(model)
@@ -271,22 +277,37 @@ def rule_direction(
 
     **Returns:** `(J, D, fixed_point)`.
     """
+    check_instance(
+        "rule", rule, AbstractLearningRule, "`nd.DW1()`, `nd.DW2(eta)` or `nd.DW3()`"
+    )
     check_method(method)
     _check_rate_network(model)
+    check_relaxation_options(rtol, atol, t_max, max_steps)
     relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = jnp.atleast_2d(as_patterns("I", I, model.n_units))
-    T = jnp.asarray(T, dtype=I.dtype)
-    T = T.reshape(I.shape[0], -1) if T.ndim < 2 else T
-    if T.shape[0] != I.shape[0]:
+    x0 = as_start(x0, I)
+    if loss is None:  # the squared error on the output units: T is (P, N)
+        T = jnp.atleast_2d(as_patterns("T", T, model.n_units))
+        check_same_batch(I, T)
+    T = as_float_array("T", T).astype(I.dtype)
+    T = T.reshape(I.shape[0], -1) if T.ndim < 2 and T.size else T
+    if T.ndim < 2 or T.shape[0] != I.shape[0]:
         raise ValueError(
             f"`T` must have one row per pattern of `I` ({I.shape[0]}), got shape "
             f"{T.shape}."
         )
-    weights = (
-        jnp.full(I.shape[0], 1 / I.shape[0], dtype=I.dtype)
-        if weights is None
-        else jnp.asarray(weights, dtype=I.dtype)
-    )
+    check_finite("T", T)
+    if weights is None:
+        weights = jnp.full(I.shape[0], 1 / I.shape[0], dtype=I.dtype)
+    weights = as_float_array("weights", weights).astype(I.dtype)
+    if weights.shape != (I.shape[0],):
+        raise ValueError(
+            f"`weights` must have shape ({I.shape[0]},) (one per pattern), got "
+            f"{weights.shape}."
+        )
+    check_finite("weights", weights)
+    if loss is not None and not callable(loss):
+        raise TypeError(f"`loss` must be a function loss(r, y), got {loss!r}.")
     loss = SquaredError(model.output_units) if loss is None else loss
     J, D, fp = _rule_direction(
         rule,

@@ -1,6 +1,7 @@
 r"""Discrete learning of fixed points: one optax update per relaxation of the
 patterns (Pineda eqs 13, 19, 20)."""
 
+import json
 import pathlib
 import sys
 from collections.abc import Callable
@@ -17,8 +18,17 @@ from rich.progress import Progress
 from .._gradients import RecurrentBackprop, check_method, pattern_errors
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, check_converged, initial_state
-from .._validation import as_patterns, check_same_batch
-from .checkpoint import load_checkpoint, save_checkpoint
+from .._runs import model_config
+from .._validation import (
+    as_count,
+    as_patterns,
+    as_start,
+    check_instance,
+    check_network,
+    check_relaxation_options,
+    check_same_batch,
+)
+from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from .modes import AbstractPatternMode, as_mode
 from .rules import AbstractLearningRule, rule_gradients
 
@@ -158,20 +168,35 @@ def train(
     **Raises:** the non-convergence error of [`neurodyn.value_and_grad`][] if a
     relaxation fails during training (the checkpoint before it remains).
     """
+    check_network(model)
     check_method(method)
     mode = as_mode(mode)
-    if not (isinstance(steps, int) and steps >= 0):
-        raise ValueError(f"`steps` must be a non-negative integer, got {steps!r}.")
-    if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
-        raise ValueError(
-            f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}."
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            "`optimizer` must be an optax optimizer such as `optax.sgd(0.1)`, got "
+            f"{optimizer!r}."
         )
-    if snapshot_every is not None and not snapshot_every >= 1:
-        raise ValueError(f"`snapshot_every` must be positive, got {snapshot_every}.")
+    as_count("steps", steps, minimum=0)
+    as_count("checkpoint_every", checkpoint_every)
+    if snapshot_every is not None:
+        as_count("snapshot_every", snapshot_every)
+    if rule is not None:
+        check_instance(
+            "rule",
+            rule,
+            AbstractLearningRule,
+            "`nd.DW1()`, `nd.DW2(eta)` or `nd.DW3()`",
+        )
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"`callback` must be a function callback(k, model), got {callback!r}."
+        )
+    check_relaxation_options(rtol, atol, t_max, max_steps)
     relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units).astype(I.dtype)
     check_same_batch(I, T)
+    x0 = as_start(x0, I)
     I, T = jnp.atleast_2d(I), jnp.atleast_2d(T)
     key = jr.key(0) if key is None else key
 
@@ -183,10 +208,19 @@ def train(
     first = 0
     stopped = None  # the update at which `callback` ended the run
     folder = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
+    # What a checkpoint must share to be resumed here (not `steps`: a resumed run may
+    # go on for longer, and update k does not depend on the total).
+    run_id = fingerprint(
+        model=[json.dumps(model_config(model)), eqx.filter(static, eqx.is_array)],
+        patterns=[I, T, start_state],
+        procedure=[type(mode).__name__, type(method).__name__, type(rule).__name__],
+        reinitialize=np.asarray(reinitialize),
+        key=key,
+    )
     if resume:
         if folder is None:
             raise ValueError("`resume=True` needs a `checkpoint_dir`.")
-        loaded = load_checkpoint(folder, state)
+        loaded = load_checkpoint(folder, state, run_id)
         if loaded is not None:
             first, state, saved = loaded
             history = {
@@ -197,7 +231,9 @@ def train(
 
     def checkpoint(step):
         if folder is not None:
-            save_checkpoint(folder, step, state, _flat_history(history, snapshots))
+            save_checkpoint(
+                folder, step, state, _flat_history(history, snapshots), run_id
+            )
 
     show = sys.stderr.isatty() if progress is None else progress
     try:

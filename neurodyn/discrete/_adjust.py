@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from .._validation import as_float_array, as_number, check_finite, check_instance
 from ._backward import (
     AbstractGuard,
     GuardProfile,
@@ -17,6 +18,7 @@ from ._network import (
     DiscreteNetwork,
     Trajectory,
     check_inputs,
+    check_stopping,
     check_targets,
     simulate,
 )
@@ -77,6 +79,11 @@ def pseudo_inverse(A: Float[Array, "d d"], rtol: float = 1e-13) -> Float[Array, 
     r"""$A^\dagger$ of a symmetric positive semi-definite matrix from its spectral
     decomposition $A = U S U^\top$ (footnote 5), eigenvalues below
     `rtol` $\cdot \max S$ treated as zero."""
+    A = as_float_array("A", A)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"`A` must be a square (d, d) matrix, got {A.shape}.")
+    check_finite("A", A)
+    as_number("rtol", rtol, strict=False)
     s, U = jnp.linalg.eigh(A)
     keep = s > rtol * jnp.max(s)
     return (U * jnp.where(keep, 1.0 / jnp.where(keep, s, 1.0), 0.0)[None, :]) @ U.T
@@ -183,8 +190,8 @@ def adjust(
     """
     inputs = check_inputs(net, inputs)
     targets, gains = check_targets(net, inputs, targets, gains)
-    if max_iterations < 1:
-        raise ValueError(f"`max_iterations` must be >= 1, got {max_iterations}.")
+    check_stopping(criterion, tolerance, max_iterations)
+    check_instance("guard", guard, AbstractGuard, "a guard such as `GuardProfile()`")
     return _adjust(
         net, inputs, targets, gains, criterion, guard, tolerance, max_iterations
     )

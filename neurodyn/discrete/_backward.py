@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._validation import as_count, as_float_array, as_number, check_finite
 from ._criteria import AbstractCriterion
 from ._network import DiscreteNetwork, Trajectory, simulate
 
@@ -50,9 +51,13 @@ class GuardProfile(AbstractGuard):
     softness: float = eqx.field(default=1e-3, static=True)
 
     def __check_init__(self):
-        if not (0 < self.low and 2 * self.low < self.high * (1 - self.softness)):
+        as_number("low", self.low)
+        as_number("high", self.high)
+        if not 0 <= as_number("softness", self.softness, strict=False) < 1:
+            raise ValueError(f"`softness` must be in [0, 1), got {self.softness}.")
+        if not 2 * self.low < self.high * (1 - self.softness):
             raise ValueError(
-                "Need 0 < low and 2 low < high (1 - softness) for the guard profile, "
+                "`high` must exceed 2 `low` / (1 - `softness`) for the guard profile, "
                 f"got low={self.low}, high={self.high}, softness={self.softness}."
             )
 
@@ -156,6 +161,14 @@ class Tuning(eqx.Module):
 
 def observed(x: Float[Array, "*s t n"], n_outputs: int) -> Float[Array, "*s t k"]:
     """The output nodes $o_n(t) = x_n(t)$, $n < N_0$."""
+    x = as_float_array("x", x)
+    if x.ndim < 2:
+        raise ValueError(f"`x` must be states (T, N) or (S, T, N), got {x.shape}.")
+    check_finite("x", x)
+    if as_count("n_outputs", n_outputs) > x.shape[-1]:
+        raise ValueError(
+            f"`n_outputs` must be at most the {x.shape[-1]} units, got {n_outputs}."
+        )
     return x[..., :n_outputs]
 
 

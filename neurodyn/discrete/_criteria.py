@@ -17,6 +17,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._validation import as_number
+
 
 class AbstractCriterion(eqx.Module):
     """$\\rho(x)$: outputs, targets and gains to a scalar."""
@@ -100,6 +102,9 @@ class ReweightedL1(AbstractReweighted):
     nu: float = eqx.field(default=1e-3, static=True)
     name: ClassVar[str] = "1"
 
+    def __check_init__(self):
+        as_number("nu", self.nu)
+
     def weights(self, x, target, reference):
         del x, target
         return 1.0 / (self.nu + jnp.abs(reference))
@@ -111,6 +116,9 @@ class ReweightedL0(AbstractReweighted):
 
     nu: float = eqx.field(default=1e-3, static=True)
     name: ClassVar[str] = "0"
+
+    def __check_init__(self):
+        as_number("nu", self.nu)
 
     def weights(self, x, target, reference):
         del x, target
@@ -139,6 +147,9 @@ class Biweight(AbstractSampleCriterion):
     threshold: float = eqx.field(default=1.0, static=True)
     name: ClassVar[str] = "b"
 
+    def __check_init__(self):
+        as_number("threshold", self.threshold)
+
     def cost(self, x, target, reference):
         del reference
         u2 = jnp.minimum(((x - target) / self.threshold) ** 2, 1.0)
@@ -158,6 +169,9 @@ class Boolean(AbstractSampleCriterion):
 
     margin: float = eqx.field(default=0.1, static=True)
     name: ClassVar[str] = "boolean"
+
+    def __check_init__(self):
+        as_number("margin", self.margin)
 
     def _slack(self, x, target):
         return self.margin - jnp.sign(target - 0.5) * (x - 0.5)

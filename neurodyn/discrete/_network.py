@@ -6,7 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from .._validation import as_float_array, check_finite
+from .._validation import (
+    as_count,
+    as_float_array,
+    as_number,
+    check_finite,
+    check_instance,
+)
 from ._units import AbstractUnit, LinearNonLinear
 
 
@@ -45,12 +51,11 @@ class DiscreteNetwork(eqx.Module):
         unit: AbstractUnit = LinearNonLinear(),
         connectivity: ArrayLike | None = None,
     ):
-        if not (isinstance(n_inputs, int) and n_inputs >= 0):
-            raise ValueError(f"`n_inputs` must be an int >= 0, got {n_inputs!r}.")
+        as_count("n_inputs", n_inputs, minimum=0)
         weights = as_float_array("weights", weights)
         if weights.ndim != 2 or weights.shape[1] != weights.shape[0] + n_inputs + 1:
             raise ValueError(
-                f"`weights` must have shape (N, N + n_inputs + 1) = (N, N + "
+                f"`weights` must have shape (N, N + `n_inputs` + 1) = (N, N + "
                 f"{n_inputs + 1}) (states, inputs, bias), got {weights.shape}."
             )
         check_finite("weights", weights)
@@ -62,8 +67,9 @@ class DiscreteNetwork(eqx.Module):
                 f"`connectivity` must be a boolean mask of shape {weights.shape}, got "
                 f"dtype {connectivity.dtype} and shape {connectivity.shape}."
             )
-        if not isinstance(unit, AbstractUnit):
-            raise ValueError(f"`unit` must be a unit type such as LNL(), got {unit!r}.")
+        check_instance(
+            "unit", unit, AbstractUnit, "a unit type such as `LinearNonLinear()`"
+        )
         self.weights = jnp.where(connectivity, weights, 0.0)
         self.connectivity = connectivity
         self.unit = unit
@@ -84,6 +90,7 @@ class DiscreteNetwork(eqx.Module):
 
 def check_inputs(net: DiscreteNetwork, inputs: ArrayLike) -> Array:
     """Inputs as a float array `(T, M)` or `(S, T, M)`; a clear error otherwise."""
+    check_instance("net", net, DiscreteNetwork, "an `ndd.DiscreteNetwork`")
     inputs = as_float_array("inputs", inputs)
     if inputs.ndim not in (2, 3) or inputs.shape[-1] != net.n_inputs:
         raise ValueError(
@@ -121,6 +128,17 @@ def check_targets(
     if bool(jnp.any(gains < 0)) or not bool(jnp.any(gains > 0)):
         raise ValueError("`gains` must be >= 0 with at least one positive entry.")
     return targets, gains
+
+
+def check_stopping(criterion, tolerance: float, max_iterations: int) -> None:
+    """The criterion and the stopping rule of an iterative fit."""
+    from ._criteria import AbstractCriterion
+
+    check_instance(
+        "criterion", criterion, AbstractCriterion, "a criterion such as `L2()`"
+    )
+    as_number("tolerance", tolerance, strict=False)
+    as_count("max_iterations", max_iterations)
 
 
 def simulate(net: DiscreteNetwork, inputs: ArrayLike) -> Trajectory:
@@ -162,10 +180,16 @@ def random_network(
     r"""A network with weights drawn from $\mathcal N(0, \sigma^2)$, $\sigma = 1/N$ by
     default (the paper's "$\sigma \simeq 1/N$ standard deviation"), and each
     connection present with probability `density` (bias always present)."""
-    if n_units < 1 or not 0.0 < density <= 1.0:
-        raise ValueError(
-            f"Need `n_units >= 1` and `0 < density <= 1`, got {n_units}, {density}."
-        )
+    as_count("n_units", n_units)
+    as_count("n_inputs", n_inputs, minimum=0)
+    as_count("seed", seed, minimum=0)
+    if std is not None:
+        as_number("std", std)
+    if not as_number("density", density) <= 1.0:
+        raise ValueError(f"`density` must be in (0, 1], got {density}.")
+    check_instance(
+        "unit", unit, AbstractUnit, "a unit type such as `LinearNonLinear()`"
+    )
     rng = np.random.default_rng(seed)
     shape = (n_units, n_units + n_inputs + 1)
     weights = rng.normal(scale=1.0 / n_units if std is None else std, size=shape)

@@ -8,11 +8,13 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from .._validation import as_count, as_float_array, as_number, check_instance
 from ._backward import observed
 from ._criteria import L2, AbstractCriterion
 from ._network import (
     DiscreteNetwork,
     check_inputs,
+    check_stopping,
     check_targets,
     random_network,
     simulate,
@@ -50,8 +52,21 @@ def reverse_engineering_problem(
     `outlier_probability` per sample, outliers of standard deviation
     `outlier_magnitude`, both relative to the standard deviation of the clean output.
     """
-    if length < 2:
-        raise ValueError(f"`length` must be >= 2, got {length}.")
+    check_instance(
+        "unit", unit, AbstractUnit, "a unit type such as `LinearNonLinear()`"
+    )
+    as_count("n_units", n_units)
+    as_count("length", length, minimum=2)
+    as_number("noise", noise, strict=False)
+    as_number("outlier_magnitude", outlier_magnitude, strict=False)
+    if (
+        not 0
+        <= as_number("outlier_probability", outlier_probability, strict=False)
+        <= 1
+    ):
+        raise ValueError(
+            f"`outlier_probability` must be in [0, 1], got {outlier_probability}."
+        )
     rng = np.random.default_rng(seed)
     root_seed, learner_seed = rng.integers(2**31, size=2)
     root = random_network(n_units, unit=unit, density=density, seed=int(root_seed))
@@ -85,8 +100,12 @@ def decay_fit(
     then $\beta$ as the weighted mean of $\hat\beta(t) = c(t) - (c(t-1) - c(t)) /
     (e^{1/\tau} - 1)$ over the $t$ with $0 < \hat\beta(t) < \min c$.
     Returns `(tau, beta)`, `None` where the fit is undefined."""
-    c = np.asarray(history, dtype=float)
-    c = c[np.isfinite(c)]
+    c = np.asarray(as_float_array("history", history))
+    if c.ndim != 1:
+        raise ValueError(f"`history` must be one value per iteration, got {c.shape}.")
+    if not 0 < as_number("fraction", fraction) < 1:
+        raise ValueError(f"`fraction` must be in (0, 1), got {fraction}.")
+    c = c[np.isfinite(c)]  # a run may record NaN once it fails
     if c.size < 3:
         return None, None
     t = np.arange(1, c.size)
@@ -136,6 +155,8 @@ def bptt_adam(
     the criterion is below `tolerance` or after `max_iterations` updates."""
     inputs = check_inputs(net, inputs)
     targets, gains = check_targets(net, inputs, targets, gains)
+    check_stopping(criterion, tolerance, max_iterations)
+    as_number("learning_rate", learning_rate)
     return _bptt_adam(
         net, inputs, targets, gains, criterion, learning_rate, tolerance, max_iterations
     )

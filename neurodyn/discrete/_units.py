@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._validation import as_number
+
 
 def squash(u: Float[Array, "..."], low: float, high: float) -> Float[Array, "..."]:
     r"""The paper's contracting non-linearity (appendix A), slope 1 at the centre:
@@ -78,9 +80,10 @@ class LinearNonLinear(AbstractUnit):
     name: ClassVar[str] = "LNL"
 
     def __check_init__(self):
-        if not 0.0 <= self.leak < 1.0:
+        if not 0.0 <= as_number("leak", self.leak, strict=False) < 1.0:
             raise ValueError(f"`leak` must be in [0, 1), got {self.leak}.")
-        if not self.low < self.high:
+        as_number("low", self.low, minimum=None)
+        if not self.low < as_number("high", self.high, minimum=None):
             raise ValueError(f"Need `low < high`, got [{self.low}, {self.high}].")
 
     def presynaptic(self, x_prev):
@@ -101,10 +104,9 @@ class IntegrateAndFire(AbstractUnit):
     name: ClassVar[str] = "AIF"
 
     def __check_init__(self):
-        if not 0.0 <= self.leak < 1.0:
+        if not 0.0 <= as_number("leak", self.leak, strict=False) < 1.0:
             raise ValueError(f"`leak` must be in [0, 1), got {self.leak}.")
-        if not self.sharpness > 0.0:
-            raise ValueError(f"`sharpness` must be > 0, got {self.sharpness}.")
+        as_number("sharpness", self.sharpness)
 
     def presynaptic(self, x_prev):
         return spike(x_prev, self.sharpness)
