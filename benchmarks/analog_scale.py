@@ -134,8 +134,9 @@ def main(argv=None):
         for n in args.sizes:
             net, W0, inputs, outputs, I, T = problem(n, np.dtype(dtype))
             for eps in args.eps:
-                rows += run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs,
-                                 outputs, I, T)  # fmt: skip
+                rows += run_case(
+                    args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T
+                )
     print()
     print(table(rows))
 
@@ -155,14 +156,31 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
 
     # The hand-written script; scaled from t1 / 10 when it would take too long.
     steps_estimate = 0.4 * t1  # Tsit5 on a tau = 1 relaxation: about 2.5 tau a step
-    scale = 10 if steps_estimate * n * n * 32 * 6 * 3 * 2 / 5e9 > args.cap_seconds else 1
-    solve, solve_args = hand_written(W0, inputs, outputs, I, T, eps, t1 / scale, rtol, atol)
-    (W, steps), seconds, compile_s = timed(solve, solve_args, args.repeats, args.cap_seconds)
+    scale = (
+        10 if steps_estimate * n * n * 32 * 6 * 3 * 2 / 5e9 > args.cap_seconds else 1
+    )
+    solve, solve_args = hand_written(
+        W0, inputs, outputs, I, T, eps, t1 / scale, rtol, atol
+    )
+    (W, steps), seconds, compile_s = timed(
+        solve, solve_args, args.repeats, args.cap_seconds
+    )
     hand = seconds * scale
-    rows.append(dict(dtype=dtype, n=n, eps=eps, name="hand-written" + (" (x10)" if scale > 1 else ""),
-                     seconds=hand, compile=compile_s, steps=int(steps) * scale,
-                     error=relative(W) if scale == 1 else float("nan"),
-                     memory=temp_bytes(solve, solve_args), ratio=1.0, ref=ref_name))  # fmt: skip
+    rows.append(
+        dict(
+            dtype=dtype,
+            n=n,
+            eps=eps,
+            name="hand-written" + (" (x10)" if scale > 1 else ""),
+            seconds=hand,
+            compile=compile_s,
+            steps=int(steps) * scale,
+            error=relative(W) if scale == 1 else float("nan"),
+            memory=temp_bytes(solve, solve_args),
+            ratio=1.0,
+            ref=ref_name,
+        )
+    )
     entries = {
         "neurodyn default": None,
         "FullSystem(Tsit5)": nd.FullSystem(),
@@ -172,18 +190,43 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
     if (2 * I.size + W0.size) <= args.dense_max:
         entries["dense Kvaerno5"] = nd.FullSystem(diffrax.Kvaerno5())
     for name, method in entries.items():
-        if isinstance(method, nd.FullSystem) and 0.4 * t1 * n * n * 32 * 36 / 5e9 > 3 * args.cap_seconds:
+        if (
+            isinstance(method, nd.FullSystem)
+            and 0.4 * t1 * n * n * 32 * 36 / 5e9 > 3 * args.cap_seconds
+        ):
             continue  # the same wall as the hand-written script: shown there
+
         def call():
-            return nd.analog_learning(net, I, T, eta=eps, t1=t1, saveat=[t1], method=method,
-                                      rtol=rtol, atol=atol)  # fmt: skip
+            return nd.analog_learning(
+                net,
+                I,
+                T,
+                eta=eps,
+                t1=t1,
+                saveat=[t1],
+                method=method,
+                rtol=rtol,
+                atol=atol,
+            )
+
         run, seconds, compile_s = timed(call, (), args.repeats, args.cap_seconds)
         label = name if method is not None else f"{name} = {type(run.method).__name__}"
-        rows.append(dict(dtype=dtype, n=n, eps=eps, name=label, seconds=seconds,
-                         compile=compile_s, steps=int(run.stats["num_steps"]),
-                         error=relative(run.model.weights[-1]), memory=None,
-                         ratio=hand / seconds, ref=ref_name,
-                         estimate=float(run.error_estimate)))  # fmt: skip
+        rows.append(
+            dict(
+                dtype=dtype,
+                n=n,
+                eps=eps,
+                name=label,
+                seconds=seconds,
+                compile=compile_s,
+                steps=int(run.stats["num_steps"]),
+                error=relative(run.model.weights[-1]),
+                memory=None,
+                ratio=hand / seconds,
+                ref=ref_name,
+                estimate=float(run.error_estimate),
+            )
+        )
         print(rows[-1], flush=True)
     print(rows[0], flush=True)
     return rows
@@ -191,27 +234,41 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
 
 def reference(args, net, I, T, eps, t1, n):
     """W(t1) - W(0) in float64 at rtol 1e-9: the full system if affordable."""
-    net64 = jax.tree.map(lambda a: a.astype(np.float64) if eqx.is_inexact_array(a) else a, net)
+    net64 = jax.tree.map(
+        lambda a: a.astype(np.float64) if eqx.is_inexact_array(a) else a, net
+    )
     I64, T64 = I.astype(np.float64), T.astype(np.float64)
     affordable = 0.4 * t1 * 3 <= args.reference_max_steps and n <= 256
     method = nd.FullSystem(diffrax.Dopri8()) if affordable else nd.SlowManifold()
-    run = nd.analog_learning(net64, I64, T64, eta=eps, t1=t1, saveat=[t1], method=method,
-                             rtol=1e-9, atol=1e-11, max_steps=10_000_000)  # fmt: skip
+    run = nd.analog_learning(
+        net64,
+        I64,
+        T64,
+        eta=eps,
+        t1=t1,
+        saveat=[t1],
+        method=method,
+        rtol=1e-9,
+        atol=1e-11,
+        max_steps=10_000_000,
+    )
     name = "full" if affordable else "slow-1"
     return np.asarray(run.model.weights[-1] - net64.weights), name
 
 
 def table(rows) -> str:
     lines = [
-        "| dtype | N | eps | entry | time s | x faster than hand-written | compile s | steps | rel. error of W(t1)-W(0) | estimate | reference |",
+        "| dtype | N | eps | entry | time s | x faster than hand-written "
+        "| compile s | steps | rel. error of W(t1)-W(0) | estimate | reference |",
         "|:--|--:|--:|:--|--:|--:|--:|--:|--:|--:|:--|",
     ]
     for r in rows:
         est = r.get("estimate")
+        estimate = "" if est is None else f"{est:.1e}"
         lines.append(
-            f"| {r['dtype']} | {r['n']} | {r['eps']:g} | {r['name']} | {r['seconds']:.3g} | "
-            f"{r['ratio']:.3g} | {r['compile']:.3g} | {r['steps']} | {r['error']:.2e} | "
-            f"{'' if est is None else f'{est:.1e}'} | {r['ref']} |"
+            f"| {r['dtype']} | {r['n']} | {r['eps']:g} | {r['name']} "
+            f"| {r['seconds']:.3g} | {r['ratio']:.3g} | {r['compile']:.3g} "
+            f"| {r['steps']} | {r['error']:.2e} | {estimate} | {r['ref']} |"
         )
     return "\n".join(lines)
 

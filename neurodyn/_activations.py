@@ -63,5 +63,6 @@ def activation_by_name(name: str) -> Activation:
         return ACTIVATIONS[name]
     except KeyError:
         raise ValueError(
-            f"Unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}."
+            f"`name`: unknown activation {name!r}; expected one of "
+            f"{sorted(ACTIVATIONS)}."
         ) from None

@@ -15,6 +15,14 @@ import jax
 from jaxtyping import Array, Float, PyTree
 
 from ._models.base import AbstractNetwork
+from ._validation import as_patterns, check_network
+
+
+def _checked(model: AbstractNetwork, **states) -> list[Array]:
+    """The model and the states `x`, `z`, `J` of its fields: a network, and float
+    arrays of shape `(N,)` or `(P, N)`, finite when concrete."""
+    check_network(model)
+    return [as_patterns(name, value, model.n_units) for name, value in states.items()]
 
 
 def forward_field(
@@ -23,6 +31,7 @@ def forward_field(
     I: PyTree,
 ) -> Float[Array, " n"]:
     r"""$dx/dt = (-x + F(x))/\tau$."""
+    (x,) = _checked(model, x=x)
     return model.vector_field(x, I)
 
 
@@ -35,6 +44,7 @@ def adjoint_field(
 ) -> Float[Array, " n"]:
     r"""$dz/dt = (-z + (\partial F/\partial x)^T z + J)/\tau$, by one `jax.vjp` of the
     drive at $x$ (no Jacobian is formed)."""
+    x, z, J = _checked(model, x=x, z=z, J=J)
     return linearised_adjoint_field(model, x, I, J)(z)
 
 
@@ -96,6 +106,7 @@ def learning_velocities(
     never $P$ separate $N \times N$ outer products. `v` has the structure of
     `model` (None on masks and static fields); it is $d\theta/dt$ per unit $\eta$.
     """
+    x, z, J = _checked(model, x=x, z=z, J=J)
     drive, pullback = eqx.filter_vjp(lambda m, x_: jax.vmap(m.drive)(x_, I), model, x)
     velocity, a_t_z = pullback(z)
     return (drive - x) / model.tau, (-z + a_t_z + J) / model.tau, velocity
@@ -116,6 +127,8 @@ def parameter_cotangent(
     The result has the structure of `model` (None on masks and static fields); the
     second that of `I`, which may be a pytree (a model's `training_source`).
     """
+
+    x, z = _checked(model, x=x, z=z)
 
     def drive(m, i):
         return m.drive(x, i) if x.ndim == 1 else jax.vmap(m.drive)(x, i)

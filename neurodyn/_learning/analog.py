@@ -10,7 +10,17 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 from .._gradients import RecurrentBackprop, pattern_errors
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, check_converged, initial_state
-from .._validation import as_float_array, as_patterns, check_same_batch
+from .._validation import (
+    as_float_array,
+    as_number,
+    as_patterns,
+    as_start,
+    check_finite,
+    check_instance,
+    check_network,
+    check_relaxation_options,
+    check_same_batch,
+)
 from .analog_method import AbstractAnalogMethod
 from .full_system import STATS, FullSystem, learning_field as learning_field
 from .slow_manifold import SlowManifold
@@ -23,6 +33,16 @@ class PatternSchedule(eqx.Module):
 
     times: Float[Array, " s1"]
     patterns: Int[Array, " s"]
+
+    def __init__(self, times: ArrayLike, patterns: ArrayLike):
+        self.times = as_float_array("times", times)
+        check_finite("times", self.times)
+        self.patterns = jnp.asarray(patterns)
+        if not jnp.issubdtype(self.patterns.dtype, jnp.integer):
+            raise TypeError(
+                "`patterns` must be integer pattern indices, got dtype "
+                f"{self.patterns.dtype}."
+            )
 
     def __check_init__(self):
         if self.times.ndim != 1 or self.patterns.shape != (self.times.shape[0] - 1,):
@@ -142,13 +162,15 @@ def analog_learning(
 
     **Returns:** an [`neurodyn.AnalogRun`][].
     """
+    check_network(model)
     n = model.n_units
     I = jnp.atleast_2d(as_patterns("I", I, n))
     T = jnp.atleast_2d(as_patterns("T", T, n).astype(I.dtype))
     check_same_batch(I, T)
-    for name, value in (("eta", eta), ("t1", t1)):
-        if not (jnp.isfinite(value) and value > 0):
-            raise ValueError(f"`{name}` must be positive and finite, got {value}.")
+    eta, t1 = as_number("eta", eta), as_number("t1", t1)
+    check_relaxation_options(rtol, atol, None, max_steps)
+    if schedule is not None:
+        check_instance("schedule", schedule, PatternSchedule, "a `nd.PatternSchedule`")
     ts = (
         jnp.linspace(0.0, t1, 201)
         if saveat is None
@@ -159,7 +181,7 @@ def analog_learning(
     method = _as_method(method, solver, eta, float(model.tau), t1)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     relaxation = as_relaxation(None, rtol, atol, None, 65_536)
-    start = initial_state(model, I, x0)
+    start = initial_state(model, I, as_start(x0, I))
     settings = (method, rtol, atol, max_steps)
     eta = jnp.asarray(eta, I.dtype)  # traced: a new rate does not recompile
 
@@ -202,7 +224,7 @@ def _as_method(method, solver, eta, tau, t1) -> AbstractAnalogMethod:
     if method is None:
         return default_method(eta, tau, t1)
     if not isinstance(method, AbstractAnalogMethod):
-        raise ValueError(
+        raise TypeError(
             "`method` must be `nd.FullSystem(...)` or `nd.SlowManifold(...)`, got "
             f"{method!r}."
         )

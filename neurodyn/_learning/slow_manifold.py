@@ -43,6 +43,7 @@ from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, relax_patterns
 from .._results import RESULTS
 from .._solvers.base import AbstractSteadyStateSolver, Relaxation, rms
+from .._validation import as_count, as_number
 from .analog_method import AbstractAnalogMethod, Segment
 from .full_system import STATS, FullSystem
 
@@ -239,10 +240,9 @@ class SlowManifold(AbstractAnalogMethod):
     steady_state: AbstractSteadyStateSolver | None = None
 
     def __check_init__(self):
-        if self.order not in (0, 1):
+        if as_count("order", self.order, minimum=0) > 1:
             raise ValueError(f"`order` must be 0 or 1, got {self.order!r}.")
-        if not self.layer > 0:
-            raise ValueError(f"`layer` must be positive, got {self.layer!r}.")
+        as_number("layer", self.layer)
         FullSystem(self.solver)  # same check of `solver`
 
     def relaxations(

@@ -10,7 +10,9 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 from .._activations import Activation, logistic
 from .._validation import (
     as_activation,
+    as_count,
     as_float_array,
+    as_number,
     as_patterns,
     as_time_constant,
     check_finite,
@@ -352,8 +354,10 @@ def implicit_network(
     - `activation`, `output_units`: as for the network.
     - `scale`: half-width of the uniform initialisation (the paper's 0.5).
     """
-    sizes = [int(s) for s in sizes]
-    if n_inputs < 1 or not sizes or min(sizes) < 1:
+    n_inputs = as_count("n_inputs", n_inputs)
+    scale = as_number("scale", scale)
+    sizes = [as_count("sizes", s) for s in sizes]
+    if not sizes:
         raise ValueError(
             f"`n_inputs` and every layer size must be positive, got {n_inputs} and "
             f"{sizes}."
