@@ -127,7 +127,7 @@ def main(argv=None):
     parser.add_argument("--reference-max-steps", type=int, default=20_000)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
-    print(machine(), flush=True)
+    print(machine(["jax", "diffrax", "equinox"]), flush=True)
     rows = []
     for dtype in args.dtypes:
         rtol, atol = (1e-6, 1e-8) if dtype == "float64" else (1e-5, 1e-6)

@@ -18,8 +18,9 @@ network of 10 units and 5 patterns), in float64 and in float32:
 - IMEX: `diffrax.KenCarp4()` and `diffrax.KenCarp5()` with `optimistix.Chord`, given
   the weight dynamics as the explicit term and the relaxation of $x, z$ as the
   implicit term (`analog_learning` splits the system so for any IMEX solver);
-- `analog_learning`'s default (`solver=None`), whichever of Tsit5 and Kvaerno5 with
-  Chord its rule picks (`neurodyn._learning.analog.default_solver`).
+- `analog_learning`'s default (`method=None`): on these sizes and rates the
+  full system with Tsit5 for eta >= 3e-3, else the slow manifold
+  (`neurodyn._learning.analog.default_method`; see benchmarks/analog_scale.py).
 
 Every call is `nd.analog_learning(net, I, T, eta=eta, t1=L / eta, saveat=[t1],
 solver=...)`, at the default tolerances in float64 (rtol 1e-6, atol 1e-8) and at
@@ -79,7 +80,7 @@ SOLVERS = {
     "Kvaerno5 (Chord)": lambda: diffrax.Kvaerno5(root_finder=chord()),
     "KenCarp4 IMEX (Chord)": lambda: diffrax.KenCarp4(root_finder=chord()),
     "KenCarp5 IMEX (Chord)": lambda: diffrax.KenCarp5(root_finder=chord()),
-    "default (solver=None)": lambda: None,
+    "default (method=None)": lambda: None,
 }
 REFERENCE = "Tsit5"
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32}

@@ -249,6 +249,16 @@ def test_solver_changes_the_work_not_the_result(problem):
         nd.analog_learning(net, I, T, solver=diffrax.Euler(), **kwargs)
 
 
+def test_bad_analog_arguments(problem):
+    net, I, T = problem
+    with pytest.raises(ValueError, match="`eta` must be a positive finite number"):
+        nd.analog_learning(net, I, T, eta=0.0, t1=1.0)
+    with pytest.raises(ValueError, match="`t1` must be a positive finite number"):
+        nd.analog_learning(net, I, T, eta=0.1, t1=-1.0)
+    with pytest.raises(TypeError, match="`method` must be"):
+        nd.analog_learning(net, I, T, eta=0.1, t1=1.0, method=diffrax.Tsit5())
+
+
 def test_default_method_by_time_scale_separation():
     assert isinstance(default_method(0.1, 1.0, 100.0), nd.FullSystem)
     assert isinstance(default_method(1e-2, 1.0, 1e4), nd.FullSystem)

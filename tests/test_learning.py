@@ -11,7 +11,6 @@ import pytest
 
 import neurodyn as nd
 from neurodyn._learning import train as train_module
-from neurodyn._learning.analog import default_solver
 
 from .helpers import random_network, random_patterns
 
@@ -136,93 +135,3 @@ def test_bad_training_arguments(problem):
         nd.train(net, I, T, optimizer=optax.sgd(1.0), steps=-1)
     with pytest.raises(ValueError, match="`resume=True` needs a `checkpoint_dir`"):
         nd.train(net, I, T, optimizer=optax.sgd(1.0), steps=1, resume=True)
-    with pytest.raises(ValueError, match="`eta` must be positive"):
-        nd.analog_learning(net, I, T, eta=0.0, t1=1.0)
-    with pytest.raises(ValueError, match="`t1` must be positive"):
-        nd.analog_learning(net, I, T, eta=0.1, t1=-1.0)
-
-
-def _gradient_flow(net, I, T, eta, t1, steps):
-    """dW/dt = -eta dE/dW by classical RK4 on the fixed-point gradient."""
-
-    def velocity(w):
-        m = eqx.tree_at(lambda n: n.weights, net, w)
-        return (
-            -eta
-            * nd.value_and_grad(m, I, T, method=nd.ImplicitDiff(), **RELAX)[1].weights
-        )
-
-    w, h = net.weights, t1 / steps
-    for _ in range(steps):
-        k1 = velocity(w)
-        k2 = velocity(w + h / 2 * k1)
-        k3 = velocity(w + h / 2 * k2)
-        k4 = velocity(w + h * k3)
-        w = w + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-    return w
-
-
-def test_analog_learning_follows_the_gradient_flow(problem):
-    net, I, T = problem
-    eta, t1 = 2e-3, 1000.0
-    run = nd.analog_learning(
-        net, I, T, eta=eta, t1=t1, saveat=jnp.array([0.0, t1]), rtol=1e-8, atol=1e-10
-    )
-    reference = _gradient_flow(net, I, T, eta, t1, steps=20)
-    moved = np.asarray(run.model.weights[-1] - net.weights)
-    expected = np.asarray(reference - net.weights)
-    assert np.linalg.norm(expected) > 0.1  # the weights did move
-    assert np.linalg.norm(moved - expected) / np.linalg.norm(expected) < 0.02
-    assert float(run.loss[-1]) < float(run.loss[0])
-    assert np.all(np.asarray(run.model.connectivity) == np.asarray(net.connectivity))
-    outside = ~np.asarray(net.connectivity)
-    assert np.all(moved[outside] == 0)
-
-
-def test_analog_learning_with_an_implicit_solver(problem):
-    net, I, T = problem
-    kwargs = dict(eta=0.05, t1=20.0, saveat=jnp.linspace(0, 20.0, 5))
-    explicit = nd.analog_learning(net, I, T, **kwargs)
-    implicit = nd.analog_learning(net, I, T, solver=diffrax.Kvaerno5(), **kwargs)
-    assert np.allclose(implicit.model.weights, explicit.model.weights, atol=1e-5)
-    assert np.allclose(implicit.x, explicit.x, atol=1e-5)
-
-
-def test_default_analog_solver_matches_a_reference_solve(problem):
-    """Below eta tau D^2 = 10 the default is implicit; it agrees with a tight
-    explicit solve of the same short run."""
-    net, I, T = problem
-    size = 2 * I.size + net.weights.size  # D = 72: implicit below eta ~ 1.9e-3
-    explicit = default_solver(0.1, 1.0, size, I.dtype, 1e-6, 1e-8)
-    implicit = default_solver(1e-3, 1.0, size, I.dtype, 1e-6, 1e-8)
-    assert isinstance(explicit, diffrax.Tsit5)
-    assert isinstance(implicit, diffrax.Kvaerno5)
-    eta, t1 = 1e-3, 100.0
-    kwargs = dict(eta=eta, t1=t1, saveat=jnp.array([t1]))
-    run = nd.analog_learning(net, I, T, **kwargs)
-    reference = nd.analog_learning(
-        net, I, T, solver=diffrax.Dopri8(), rtol=1e-10, atol=1e-12, **kwargs
-    )
-    change = np.max(np.abs(reference.model.weights[-1] - net.weights))
-    assert change > 1e-3  # the weights did move
-    error = np.max(np.abs(run.model.weights[-1] - reference.model.weights[-1]))
-    assert error < 1e-4 * change
-    assert np.allclose(run.x, reference.x, atol=1e-6)
-
-
-def test_pattern_schedule_restarts_at_each_switch(problem):
-    net, I, T = problem
-    schedule = nd.PatternSchedule(jnp.array([0.0, 10.0, 20.0]), jnp.array([2, 0]))
-    ts = jnp.array([0.0, 5.0, 10.0, 15.0, 20.0])
-    run = nd.analog_learning(net, I, T, eta=0.05, t1=20.0, saveat=ts, schedule=schedule)
-    x = np.asarray(run.x)
-    assert np.all(np.isfinite(x[:2, 2])) and np.all(np.isnan(x[:2, [0, 1]]))
-    assert np.all(np.isfinite(x[2:, 0])) and np.all(np.isnan(x[2:, [1, 2]]))
-    assert np.allclose(x[2, 0], 0.5)  # pattern 0 starts afresh at t = 10
-    # Weights change continuously across the switch, and only by pattern 2 first.
-    alone = nd.analog_learning(
-        net, I[2:3], T[2:3], eta=0.05, t1=10.0, saveat=jnp.array([0.0, 10.0])
-    )
-    assert np.allclose(run.model.weights[2], alone.model.weights[-1], atol=1e-6)
-    with pytest.raises(ValueError, match="S\\+1 switch `times` and S `patterns`"):
-        nd.PatternSchedule(jnp.array([0.0, 1.0]), jnp.array([0, 1]))
