@@ -10,7 +10,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 # busy 2-core machine made dense solves and eigenvalues 30-65x slower).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test test-slow demo lint bench bench-peers bench-analog bench-analog-scale clean
+.PHONY: setup test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,15 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadscope --durations=10
 
+# The slow tier: the demos' run folders and headline numbers (small runs, one in
+# float32 in a subprocess) and the long property test.
 test-slow: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadscope -m slow --durations=10
+
+# Line coverage of neurodyn/ per module, both tiers (`-m ''` overrides the default
+# deselection of the slow tier).
+coverage: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadscope -m '' --cov=neurodyn --cov-report=term-missing:skip-covered
 
 demo: $(STAMP)
 	$(VENV)/bin/neurodyn demo cam-figure1 --out runs/demo

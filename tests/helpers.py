@@ -26,7 +26,7 @@ def relative_error(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-def random_network(cls, n=6, *, seed=0, scale=0.8, activation=nd.logistic):
+def random_network(cls, n=6, *, seed=0, scale=0.8, activation=nd.logistic, tau=1.0):
     """A network with 3 input units, 2 output units (one also an input) and ~70%
     of connections present."""
     rng = np.random.default_rng(seed)
@@ -41,6 +41,7 @@ def random_network(cls, n=6, *, seed=0, scale=0.8, activation=nd.logistic):
         input_units=input_units,
         output_units=output_units,
         connectivity=connectivity,
+        tau=tau,
     )
 
 

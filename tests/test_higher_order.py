@@ -66,7 +66,8 @@ def test_matches_finite_differences(problem, method):
     net, I, T, fd, grads = problem
     _, g = grads[method]
     assert g.weights.shape == (N,) * (net.order + 1)
-    assert relative_error(g.weights, fd) <= 1e-6
+    # measured: 3e-11 (order 1) to 1.1e-10 (orders 2, 3), the differences' error
+    assert relative_error(g.weights, fd) <= 1e-8
 
 
 def test_methods_agree(problem):
@@ -74,7 +75,7 @@ def test_methods_agree(problem):
     (E0, g0), *others = grads.values()
     for E, g in others:
         assert abs(float(E) - float(E0)) <= 1e-12
-        assert relative_error(g.weights, g0.weights) <= 1e-6
+        assert relative_error(g.weights, g0.weights) <= 1e-9  # measured <= 7e-12
     assert g0.input_units is None and g0.output_units is None
 
 
@@ -205,6 +206,7 @@ def parity_run(tmp_path_factory):
     return out, metrics, arrays["params"], arrays["data"]
 
 
+@pytest.mark.slow
 class TestParityDemo:
     """A class, so that `--dist loadscope` may run it beside the gradient tests."""
 

@@ -264,6 +264,7 @@ def numpy_relax(blocks, f, steps=3000, dt=0.1):
     return Y
 
 
+@pytest.mark.slow
 def test_implicit_xor_recomputes_in_numpy(xor_run):
     """One recurrent layer of two neurons solves XOR (a feed-forward one cannot);
     the run folder alone gives the outputs back."""
@@ -281,12 +282,23 @@ def test_implicit_xor_recomputes_in_numpy(xor_run):
     y = Y[:, metrics["output_units"][0]]
     assert np.allclose(y, metrics["outputs"], atol=1e-4)
     assert np.all((y > 0.5) == (d["Y"] > 0.5))
-    assert metrics["success_rate"]["recurrent"] == 1.0
-    assert metrics["success_rate"]["feedforward"] == 0.0
-    assert 0 <= metrics["success_rate"]["semi_gradient"] <= 1
+    # docs/implicit_layers.md: exact gradient solves XOR whichever solver relaxes
+    # the layer, the feed-forward layer never does, nor does the semi-gradient with
+    # neuron 1 free (it gets no error signal)
+    rates = metrics["success_rate"]
+    assert set(rates) == {
+        "recurrent",
+        "recurrent_rk4",
+        "feedforward",
+        "semi_gradient",
+        "semi_gradient_nor",
+    }
+    assert rates["recurrent"] == rates["recurrent_rk4"] == 1.0
+    assert rates["feedforward"] == rates["semi_gradient"] == 0.0
     assert (out / "implicit_xor.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_implicit_pendulum_recomputes_in_numpy(pendulum_run):
     out, metrics, arrays = pendulum_run
     p, d = arrays["params"], arrays["data"]

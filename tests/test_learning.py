@@ -43,7 +43,7 @@ def test_deterministic_sgd_is_summed_gradient_descent(problem):
 
 def test_stochastic_mode_follows_its_seed(problem):
     net, I, T = problem
-    steps = 24
+    steps = 8  # seed 3 draws 1, 1, 1, 1, 2, 1, 2, 0: every pattern
     runs = [
         nd.train(
             net,
@@ -82,15 +82,38 @@ def test_stochastic_mode_follows_its_seed(problem):
     assert np.allclose(one.model.weights, two.model.weights, rtol=1e-12)
 
 
-def test_carry_over_starts_from_the_last_state(problem):
-    net, I, T = problem
-    kwargs = dict(optimizer=optax.sgd(0.5), steps=3, **RELAX)
+def numpy_bistable_fixed_point(w, i, x0, steps=4000, dt=0.05):
+    """Euler steps of dx/dt = -x + logistic(w x) + i from x0, in NumPy."""
+    x = x0
+    for _ in range(steps):
+        x = x + dt * (-x + 1 / (1 + np.exp(-w * x)) + i)
+    return x
+
+
+def test_carry_over_starts_from_the_last_state():
+    """One bistable unit, x = logistic(10 x) + I: for I = -0.6 it holds an upper
+    (x ~ 0.38) and a lower (x ~ -0.6) attractor, for I = -1.5 only the lower one.
+    Fresh relaxations from 0.5 land on the upper one for pattern 0; with
+    `reinitialize=False` the second update starts both patterns from the last
+    presented pattern's state (-1.5), so pattern 0 lands on the lower one."""
+    net = nd.FirstOrderNetwork(np.array([[10.0]]))
+    I, T = np.array([[-0.6], [-1.5]]), np.array([[0.5], [-1.5]])
+    kwargs = dict(optimizer=optax.sgd(0.0), steps=2, **RELAX)
     fresh = nd.train(net, I, T, **kwargs)
     carried = nd.train(net, I, T, reinitialize=False, **kwargs)
-    # The first update starts from 0.5 in both; later relaxations start elsewhere
-    # and land on the same (unique) attractors here, so only the cost differs.
-    assert float(carried.history.E_total[0]) == float(fresh.history.E_total[0])
-    assert np.allclose(carried.model.weights, fresh.model.weights, atol=1e-8)
+    upper = numpy_bistable_fixed_point(10.0, -0.6, 0.5)
+    lower = numpy_bistable_fixed_point(10.0, -0.6, -1.5)
+    only = numpy_bistable_fixed_point(10.0, -1.5, 0.5)
+    assert upper > 0.3 and lower < -0.5
+    expected_fresh = 0.5 * (T[:, 0] - np.array([upper, only])) ** 2
+    expected_carried = 0.5 * (T[:, 0] - np.array([lower, only])) ** 2
+    E_fresh, E_carried = fresh.history.E_patterns, carried.history.E_patterns
+    assert E_fresh.shape == (3, 2)
+    # History.E_patterns is E[a] per pattern and E_total their sum.
+    assert np.allclose(E_fresh, expected_fresh, rtol=1e-8, atol=1e-12)
+    assert np.allclose(E_carried[0], expected_fresh, rtol=1e-8, atol=1e-12)
+    assert np.allclose(E_carried[1:], expected_carried, rtol=1e-8, atol=1e-12)
+    assert np.allclose(carried.history.E_total, E_carried.sum(axis=1), rtol=1e-14)
 
 
 def test_resume_equals_uninterrupted(problem, tmp_path, monkeypatch):

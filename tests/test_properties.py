@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 import neurodyn as nd
@@ -30,7 +31,8 @@ def problems(draw):
     return net, I, T
 
 
-@settings(max_examples=6, deadline=None, derandomize=True)
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(problems())
 def test_fixed_point_and_gradients(problem):
     net, I, T = problem
