@@ -1,9 +1,7 @@
 """Discrete and analog learning: exact update rules, gradient flow, resume."""
 
-import diffrax
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax

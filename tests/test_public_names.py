@@ -18,6 +18,9 @@ import neurodyn.discrete as ndd
 VALUE_TESTS = {
     nd: {
         "AbstractAdjointMethod": ["test_gradients_match_numpy_finite_differences"],
+        "AbstractAnalogMethod": [
+            "test_slow_manifold_error_shrinks_like_eps_and_eps_squared"
+        ],
         "AbstractFirstOrderNetwork": ["test_spectrum_and_linearisation_at_tau"],
         "AbstractGradientMethod": ["test_gradients_match_numpy_finite_differences"],
         "AbstractLearningRule": ["test_train_with_rule_applies_the_rule"],
@@ -28,6 +31,18 @@ VALUE_TESTS = {
         "AnalogRun": ["test_analog_learning_follows_the_gradient_flow"],
         "Anderson": ["test_solver_reaches_the_reference"],
         "Clamped": ["test_master_is_eq_31_with_thresholds"],
+        "FullSystem": [
+            "test_tau_rescales_time",
+            "test_solver_changes_the_work_not_the_result",
+        ],
+        "SlowManifold": [
+            "test_order_zero_slow_manifold_is_the_gradient_flow",
+            "test_slow_manifold_error_shrinks_like_eps_and_eps_squared",
+        ],
+        "learning_velocities": [
+            "test_learning_velocities_equal_dense_per_pattern_jacobians",
+            "test_first_order_velocity_is_pinedas_outer_product",
+        ],
         "ContentAddressableMemory": ["test_recall_from_partial_and_full_cues"],
         "DW1": ["test_dw1_is_eq_2_6"],
         "DW2": ["test_dw2_is_a_gradient_step_on_the_reparameterisation"],
