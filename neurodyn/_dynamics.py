@@ -48,25 +48,6 @@ def adjoint_field(
     return linearised_adjoint_field(model, x, I, J)(z)
 
 
-def linearised_forward_field(
-    model: AbstractNetwork,
-    x: Float[Array, " n"],
-    I: PyTree,
-    b: Float[Array, " n"],
-) -> Callable[[Float[Array, " n"]], Float[Array, " n"]]:
-    r"""The forward dynamics linearised at $x$ and forced by $b$,
-    $w \mapsto (-w + (\partial F/\partial x)\, w + b)/\tau$, whose steady state
-    solves $(1 - \partial F/\partial x)\, w = b$ (the tangent of the fixed point:
-    with $b = (\partial F/\partial\theta)\,\dot\theta$, $w = \dot x^*$). Linearised
-    once: each evaluation is one Jacobian-vector product."""
-    _, jvp = jax.linearize(lambda x_: model.drive(x_, I), x)
-
-    def field(w):
-        return (-w + jvp(w) + b) / model.tau
-
-    return field
-
-
 def linearised_adjoint_field(
     model: AbstractNetwork,
     x: Float[Array, " n"],
