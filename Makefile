@@ -10,7 +10,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 # busy 2-core machine made dense solves and eigenvalues 30-65x slower).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test test-slow demo lint bench bench-peers bench-analog clean
+.PHONY: setup test test-slow demo lint bench bench-peers bench-analog bench-certificate clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,9 @@ bench-peers: $(STAMP)
 
 bench-analog: $(STAMP)
 	$(PY) benchmarks/analog_solvers.py
+
+bench-certificate: $(STAMP)
+	$(PY) benchmarks/certificate.py
 
 clean:
 	rm -rf $(VENV) .cache runs

@@ -304,8 +304,8 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
         xlabel="cue noise $\\sigma$ on every visible unit",
         title=f"recall from a noisy cue ({trials} cues per memory and $\\sigma$)",
     )
-    labels = [f"memory {a}" for a in range(N_MEMORIES)]
-    labels += ["spurious\nattractor", "saddle", "no fixed pt"]
+    labels = [f"memory\n{a}" for a in range(N_MEMORIES)]
+    labels += ["spurious\nattractor", "saddle", "no fixed\npoint"]
     heights = [
         *basins["reached_memory"],
         basins["reached_spurious"],
@@ -316,8 +316,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     ax_random.set_ylabel("random starts")
     ax_random.set_title(
         f"{num_random} random starts: {basins['distinct_spurious_attractors']} "
-        "distinct spurious attractors\n(attractor: every eigenvalue of the "
-        "linearisation has Re < 0)"
+        "distinct spurious attractors\n(attractor: every eigenvalue of "
+        "$-1 + \\partial F/\\partial x$ has Re < 0)",
+        fontsize="medium",
     )
     ax_random.tick_params(axis="x", labelsize="small")
     plot.save(fig, out / "recall.png")

@@ -34,8 +34,9 @@ from .._results import RESULTS
 from .base import Field, Relaxation
 
 
-# Arnoldi steps: exact for networks of up to this many units.
-ARNOLDI_STEPS = 8
+# Arnoldi steps: exact for networks of up to this many units; 5 find each of the
+# 8 saddles met in the CAM demo (15 units), 4 miss one (docs/solvers.md).
+ARNOLDI_STEPS = 5
 # The probe's seed: fixed, so that a relaxation is reproducible.
 _PROBE_SEED = 0
 
