@@ -10,7 +10,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 # busy 2-core machine made dense solves and eigenvalues 30-65x slower).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale clean
+.PHONY: setup test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale bench-certificate clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,9 @@ bench-analog: $(STAMP)
 # Analog learning at scale: neurodyn's methods against a hand-written diffrax script.
 bench-analog-scale: $(STAMP)
 	$(PY) benchmarks/analog_scale.py
+
+bench-certificate: $(STAMP)
+	$(PY) benchmarks/certificate.py
 
 clean:
 	rm -rf $(VENV) .cache runs

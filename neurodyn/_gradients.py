@@ -265,6 +265,7 @@ def value_and_grad(
     atol: float = 1e-8,
     t_max: float | None = None,
     max_steps: int = 65_536,
+    attractors_only: bool = True,
 ) -> tuple[Float[Array, ""], PyTree]:
     r"""The error at the fixed point and its gradient with respect to the model.
 
@@ -281,8 +282,9 @@ def value_and_grad(
     - `method`: [`neurodyn.RecurrentBackprop`][] (default), [`neurodyn.ImplicitDiff`][]
         or [`neurodyn.UnrolledBPTT`][].
 
-    **Other arguments:** `x0`, `solver`, `rtol`, `atol`, `t_max`, `max_steps` as for
-    [`neurodyn.relax`][]; they apply to the adjoint relaxation too.
+    **Other arguments:** `x0`, `solver`, `rtol`, `atol`, `t_max`, `max_steps`,
+    `attractors_only` as for [`neurodyn.relax`][]; all but the last apply to the
+    adjoint relaxation too.
 
     **Returns:**
 
@@ -291,13 +293,14 @@ def value_and_grad(
 
     **Raises:**
 
-    A runtime error whose message says the dynamics did not converge (and what to
-    try) when the forward or adjoint relaxation of any pattern fails.
+    A runtime error whose message says the dynamics did not converge, or settled
+    on an unstable fixed point (and what to try), when the forward or adjoint
+    relaxation of any pattern fails.
     """
     check_network(model)
     check_method(method)
     check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps, attractors_only)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units)
     check_same_batch(I, T)

@@ -29,6 +29,7 @@ def as_relaxation(
     atol: float,
     t_max: float | None,
     max_steps: int,
+    attractors_only: bool = True,
 ) -> Relaxation:
     """The relaxation from the keyword arguments of the public functions: `solver`
     is a steady-state strategy, a diffrax solver (the ODE relaxation with it), or
@@ -44,7 +45,11 @@ def as_relaxation(
             "`nd.Fallback(...)`) or a diffrax solver such as `diffrax.Tsit5()`, got "
             f"{solver!r}."
         )
-    return Relaxation(solver, rtol, atol, t_max, max_steps)
+    if not isinstance(attractors_only, bool):
+        raise ValueError(
+            f"`attractors_only` must be True or False, got {attractors_only!r}."
+        )
+    return Relaxation(solver, rtol, atol, t_max, max_steps, attractors_only)
 
 
 class FixedPoint(eqx.Module):
@@ -52,7 +57,8 @@ class FixedPoint(eqx.Module):
     was reached. Fields carry a leading pattern axis when a batch was relaxed.
 
     - `x`: the final state $x^*$.
-    - `result`: a [`neurodyn.RESULTS`][] (`successful` when the dynamics settled).
+    - `result`: a [`neurodyn.RESULTS`][] (`successful` when the dynamics settled on
+        a fixed point they hold; `unstable` when it settled on one they cannot).
     - `t`: the time at which the relaxation stopped (for an iteration, the
         pseudo-time: iterations times its step $a\tau$).
     - `num_steps`: accepted plus rejected ODE solver steps, or iterations (both
@@ -69,7 +75,8 @@ class FixedPoint(eqx.Module):
 
     @property
     def converged(self) -> jax.Array:
-        """True where the relaxation settled to a steady state."""
+        """True where the relaxation settled to a steady state that passed the
+        stability certificate (or was not asked to)."""
         return self.result == RESULTS.successful
 
 
@@ -124,6 +131,7 @@ def relax(
     atol: float = 1e-8,
     t_max: float | None = None,
     max_steps: int = 65_536,
+    attractors_only: bool = True,
     throw: bool = False,
 ) -> FixedPoint:
     r"""Relax $\tau\, dx/dt = -x + F(x; \theta, I)$ to its steady state $x^*$.
@@ -150,18 +158,23 @@ def relax(
         solver; the ODE's step-size controller runs at a tenth of them.
     - `t_max`: give up at this (pseudo-)time; default $1000\,\tau$.
     - `max_steps`: give up after this many solver steps or iterations.
+    - `attractors_only`: a settled state counts only if the dynamics hold it: the
+        stability certificate (a few Arnoldi steps on $(-1 + \partial F/\partial
+        x)/\tau$ from a random probe, docs/solvers.md) turns an unstable fixed
+        point into `RESULTS.unstable`. False accepts unstable fixed points, for
+        continuation or stability analysis (e.g. with `nd.NewtonKrylov()`).
     - `throw`: raise if any pattern did not settle (under `vmap`, one failure raises
         for the whole batch). By default the failure is returned instead.
 
     **Returns:**
 
     A [`neurodyn.FixedPoint`][] with `x`, `converged`, `result`, `t`, `num_steps` and
-    `residual`; a relaxation that oscillates, diverges or runs out of time comes back
-    with `converged=False`.
+    `residual`; a relaxation that oscillates, diverges, runs out of time or settles
+    on an unstable fixed point comes back with `converged=False`.
     """
     check_network(model)
     check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps, attractors_only)
     I = as_patterns("I", I, model.n_units)
     x0 = as_start(x0, I)
     fp = _relax(model, I, initial_state(model, I, x0), relaxation)
@@ -172,5 +185,6 @@ def relax(
 
 def check_converged(fp: FixedPoint, token: PyTree) -> PyTree:
     """`token`, raising the first failed pattern's message at run time if any pattern
-    of `fp` did not settle."""
+    of `fp` did not settle (its [`neurodyn.RESULTS`][] message: for an unstable
+    fixed point, that it is unstable and what to try)."""
     return error_if_any(token, fp.result, ~fp.converged)

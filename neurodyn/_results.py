@@ -21,10 +21,15 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "`logistic`."
     )
     unstable = (
-        "The solver found a fixed point, but an unstable one: the dynamics started "
-        "from `x0` would leave it (a Ritz value of the Jacobian there has a positive "
-        "real part), towards another attractor or a limit cycle. Relax with "
-        "`solver=nd.ODERelaxation()` to follow the dynamics themselves."
+        "The fixed point is unstable: the relaxation settled on it, but the dynamics "
+        "cannot hold it (the stability certificate found an eigenvalue of the "
+        "linearisation (-1 + dF/dx)/tau with positive real part there), so any "
+        "perturbation grows into an oscillation or moves to another attractor, and a "
+        "loss or gradient there describes a state the network never keeps. Try "
+        "another start `x0` (a symmetric start can hold the state on an unstable "
+        "invariant set), smaller weights, or inspect it with `nd.spectrum`; to find "
+        "unstable fixed points on purpose (continuation, stability analysis) pass "
+        "`attractors_only=False`."
     )
     adjoint_not_converged = (
         "The adjoint (backward error) dynamics did not converge to a fixed point, so "

@@ -252,3 +252,36 @@ def test_demo_run_folder_recalls_every_memory_in_numpy(demo_run):
     assert metrics["recalled_from_full_cue"] == 4
     for name in ("figure1.png", "recall.png"):
         assert (out / name).stat().st_size > 10_000
+
+
+def numpy_slave_leading_eigenvalue(weights, x):
+    """The residual |g(Wx) - x| of eq 1 (I = 0) and the largest real part of the
+    eigenvalues of its linearisation -1 + G W, G = diag(g'(Wx)), in NumPy."""
+    s = 1 / (1 + np.exp(-weights @ x))
+    residual = np.max(np.abs(s - x))
+    L = -np.eye(len(x)) + (s * (1 - s))[:, None] * weights
+    return residual, np.max(np.linalg.eigvals(L).real)
+
+
+def test_demo_counts_only_attractors_the_dynamics_hold(demo_run):
+    """Every random start counted as reaching a memory or a spurious attractor ended
+    at a fixed point of the slave whose every eigenvalue has a negative real part
+    (NumPy, from the run folder), and so does every spurious attractor saved; a
+    saddle counted as an attractor fails here. The counts add up."""
+    out, metrics, params, _ = demo_run
+    recall = np.load(out / "recall.npz")
+    basins = metrics["random_starts"]
+    outcomes = recall["random_start_outcomes"]
+    assert len(outcomes) == basins["starts"]
+    counted = [int(np.sum(outcomes == a)) for a in range(4)]
+    assert counted == basins["reached_memory"]
+    assert np.sum(outcomes == -1) == basins["reached_spurious"]
+    assert np.sum(outcomes == -3) == basins["settled_on_a_saddle"]
+    held = np.concatenate(
+        [recall["random_start_states"][outcomes >= -1], recall["spurious_attractors"]]
+    )
+    assert len(recall["spurious_attractors"]) == basins["distinct_spurious_attractors"]
+    for x in held:
+        residual, leading = numpy_slave_leading_eigenvalue(params["weights"], x)
+        assert residual < 1e-5
+        assert leading < 0, leading

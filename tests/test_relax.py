@@ -3,6 +3,7 @@
 import diffrax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import neurodyn as nd
@@ -88,10 +89,15 @@ def test_limit_cycle_gradient_raises(method):
 
 
 def test_one_failing_pattern_is_flagged_alone():
+    """A batch of the ring: one pattern oscillates, one sits on the unstable fixed
+    point (started there), one saturates (I = 3: x* = 3, g' ~ 0, stable)."""
     ring, I = _ring()
-    x0 = jnp.array([[0.5, 0.4, 0.3], [0.0, 0.0, 0.0]])
-    fp = nd.relax(ring, jnp.stack([I, I]), x0=x0)
-    assert fp.converged.tolist() == [False, True]  # x = 0 is the (unstable) fixed point
+    I = jnp.stack([I, I, jnp.full(3, 3.0)])
+    x0 = jnp.array([[0.5, 0.4, 0.3], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
+    fp = nd.relax(ring, I, x0=x0)
+    assert fp.converged.tolist() == [False, False, True]
+    assert (fp.result == nd.RESULTS.not_converged).tolist() == [True, False, False]
+    assert (fp.result == nd.RESULTS.unstable).tolist() == [False, True, False]
 
 
 def test_divergence_is_reported():
@@ -102,14 +108,84 @@ def test_divergence_is_reported():
         nd.value_and_grad(net, jnp.ones(2), jnp.zeros(2))
 
 
-def test_adjoint_failure_at_an_unstable_fixed_point():
-    """From the symmetric start the ring settles (exactly, by symmetry) on its
-    unstable fixed point; the adjoint dynamics then diverge (Almeida, read backwards)
-    and the gradient refuses. (The start excites no unstable mode, so the default's
-    attractor check passes too; its adjoint is a linear solve, which succeeds.)"""
+def _ring_eigenvalues(ring, x, I):
+    """Eigenvalues of (-1 + G W)/tau at x, G = diag(g'(W x)), in NumPy."""
+    W = np.asarray(ring.weights)
+    u = W @ np.asarray(x)
+    g_prime = np.exp(-u) / (1 + np.exp(-u)) ** 2
+    return np.linalg.eigvals(-np.eye(3) + g_prime[:, None] * W)
+
+
+@pytest.mark.parametrize(
+    "solver",
+    [
+        None,
+        nd.ODERelaxation(),
+        nd.Anderson(),
+        nd.FixedPointIteration(damping=0.1, patience=100),
+    ],
+    ids=["default", "ode", "anderson", "damped iteration"],
+)
+def test_symmetric_start_reports_the_unstable_fixed_point(solver):
+    """From the default start (0.5 on every unit) the ring stays on its symmetric
+    line, an invariant set on which its fixed point x = 0 is stable: every strategy
+    settles there. The dynamics cannot hold it (eigenvalues 1.5 +- 4.33i, NumPy):
+    the stability certificate reports `unstable`, never `converged`."""
     ring, I = _ring()
-    for solver in (nd.ODERelaxation(), None):
-        assert bool(nd.relax(ring, I, x0=jnp.zeros(3), solver=solver).converged)
-    T = jnp.array([0.3, 0.2, 0.1])
+    fp = nd.relax(ring, I, solver=solver)
+    assert fp.result == nd.RESULTS.unstable
+    assert not bool(fp.converged)
+    assert float(fp.residual) < 1e-6  # a fixed point indeed
+    assert np.allclose(np.asarray(fp.x), 0, atol=1e-6)
+    eigenvalues = _ring_eigenvalues(ring, fp.x, I)
+    assert np.allclose(np.sort(eigenvalues.real), [-6, 1.5, 1.5], atol=1e-5)
+    with pytest.raises(Exception, match="The fixed point is unstable"):
+        nd.relax(ring, I, solver=solver, throw=True)
+
+
+def test_unstable_fixed_points_on_request():
+    """`attractors_only=False` (continuation, stability analysis) accepts the ring's
+    unstable fixed point, from the symmetric start or by Newton from elsewhere."""
+    ring, I = _ring()
+    fp = nd.relax(ring, I, attractors_only=False)
+    assert bool(fp.converged) and float(fp.residual) < 1e-6
+    x0 = jnp.array([0.05, -0.02, 0.01])
+    newton = dict(x0=x0, solver=nd.NewtonKrylov())
+    assert nd.relax(ring, I, **newton).result == nd.RESULTS.unstable
+    found = nd.relax(ring, I, attractors_only=False, **newton)
+    assert bool(found.converged)
+    assert np.allclose(np.asarray(found.x), 0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "method", ["RecurrentBackprop", "ImplicitDiff", "UnrolledBPTT"]
+)
+def test_gradient_at_an_unstable_fixed_point_raises(method):
+    ring, I = _ring()
+    with pytest.raises(Exception, match="The fixed point is unstable.*x0"):
+        nd.value_and_grad(ring, I, jnp.full(3, 0.5), method=getattr(nd, method)())
+
+
+def test_learning_at_an_unstable_fixed_point_raises():
+    ring, I = _ring()
+    T = jnp.full(3, 0.5)
+    with pytest.raises(Exception, match="The fixed point is unstable"):
+        nd.train(ring, I, T, optimizer=optax.sgd(0.1), steps=2)
+    with pytest.raises(Exception, match="The fixed point is unstable"):
+        nd.analog_learning(ring, I, T, eta=0.1, t1=1.0, saveat=jnp.array([0.0, 1.0]))
+
+
+def test_adjoint_failure_at_an_unstable_fixed_point():
+    """With the certificate switched off, the ring settles on its unstable fixed
+    point from x = 0; the adjoint dynamics then diverge (Almeida, read backwards)
+    and the gradient still refuses. A direct linear solve of the adjoint succeeds
+    there: only the certificate stands between it and a gradient."""
+    ring, I = _ring()
+    T, x0 = jnp.array([0.3, 0.2, 0.1]), jnp.zeros(3)
+    options = dict(x0=x0, solver=nd.ODERelaxation(), attractors_only=False)
+    assert bool(nd.relax(ring, I, **options).converged)
     with pytest.raises(Exception, match="adjoint"):
-        nd.value_and_grad(ring, I, T, x0=jnp.zeros(3), solver=nd.ODERelaxation())
+        nd.value_and_grad(ring, I, T, **options)
+    nd.value_and_grad(ring, I, T, method=nd.ImplicitDiff(), **options)
+    with pytest.raises(Exception, match="The fixed point is unstable"):
+        nd.value_and_grad(ring, I, T, method=nd.ImplicitDiff(), x0=x0)

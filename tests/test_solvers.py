@@ -4,15 +4,18 @@
 - stable but not contracting: W = 3 (A - A^T) / sqrt(N), where eig(-1 + G W) has real
   part near -1 but |eig(G W)| > 1, so the plain iteration does not converge while the
   ODE (and Anderson, Newton, the damped iteration) do.
+
+The reference (fixed points and dE/dW) is NumPy: Newton's method and a dense solve of
+the adjoint system, independent of neurodyn's solvers and gradient methods.
 """
 
-import jax
 import jax.numpy as jnp
-import lineax as lx
 import numpy as np
 import pytest
 
 import neurodyn as nd
+from neurodyn._dynamics import forward_field
+from neurodyn._solvers.certificate import ritz_values
 
 from .helpers import TIGHT, relative_error
 
@@ -29,20 +32,58 @@ def regime(name):
     return nd.FirstOrderNetwork(jnp.asarray(W)), jnp.asarray(I), jnp.asarray(T)
 
 
+def _logistic(u):
+    return 1 / (1 + np.exp(-u))
+
+
+def numpy_reference(W, I, T, x):
+    """x* polished by Newton's method on x = g(Wx) + I, and dE/dW for
+    E = 1/2 sum (T - x*)^2 from a dense solve of the adjoint system
+    (1 - G W)^T z = x* - T, G = diag(g'(W x*)): dE/dW = sum_a (G z) x*^T. NumPy
+    only, written from the equations."""
+    x = np.array(x)
+    n = W.shape[0]
+    for _ in range(8):
+        for a in range(len(x)):
+            s = _logistic(W @ x[a])
+            residual = s + I[a] - x[a]
+            jacobian = (s * (1 - s))[:, None] * W - np.eye(n)
+            x[a] = x[a] - np.linalg.solve(jacobian, residual)
+    grad = np.zeros_like(W)
+    for a in range(len(x)):
+        s = _logistic(W @ x[a])
+        G = s * (1 - s)
+        z = np.linalg.solve((np.eye(n) - G[:, None] * W).T, x[a] - T[a])
+        grad += np.outer(G * z, x[a])
+    return x, grad
+
+
 @pytest.fixture(scope="module", params=["contracting", "not contracting"])
 def problem(request):
-    """The network, patterns, and the reference: x* by Newton's method to rounding,
-    dE/dW by a dense solve of (1 - G W)^T z = J."""
+    """The network, patterns, and the NumPy reference: x* to rounding and dE/dW by
+    a dense adjoint solve (`numpy_reference`)."""
     net, I, T = regime(request.param)
     x = nd.relax(net, I, solver=nd.ODERelaxation(), **TIGHT).x
-    for _ in range(5):  # Newton polish
-        jac = jax.vmap(jax.jacfwd(lambda x_, i: net.drive(x_, i) - x_))(x, I)
-        x = (
-            x
-            - jnp.linalg.solve(jac, (jax.vmap(net.drive)(x, I) - x)[..., None])[..., 0]
-        )
-    _, g = nd.value_and_grad(net, I, T, method=nd.ImplicitDiff(lx.LU()), **TIGHT)
-    return request.param, net, I, T, x, g.weights
+    x, g = numpy_reference(*(np.asarray(a) for a in (net.weights, I, T, x)))
+    return request.param, net, I, T, jnp.asarray(x), jnp.asarray(g)
+
+
+def test_reference_is_a_fixed_point_and_a_gradient(problem):
+    """The reference itself: x* solves x = g(Wx) + I to rounding, and its dE/dW
+    matches central finite differences of E(W) (x* re-solved by NumPy Newton) on a
+    few entries."""
+    _, net, I, T, x, g = problem
+    W, I, T, x = (np.asarray(a) for a in (net.weights, I, T, x))
+    assert np.max(np.abs(_logistic(x @ W.T) + I - x)) <= 1e-14
+    eps = 1e-6
+    for i, j in [(0, 0), (3, 7), (15, 2)]:
+        dW = np.zeros_like(W)
+        dW[i, j] = eps
+        E = [
+            0.5 * np.sum((T - numpy_reference(W + s * dW, I, T, x)[0]) ** 2)
+            for s in (1, -1)
+        ]
+        assert abs((E[0] - E[1]) / (2 * eps) - g[i, j]) <= 1e-8 * np.max(np.abs(g))
 
 
 SOLVERS = {
@@ -94,15 +135,53 @@ def _ring():
 
 def test_anderson_refuses_an_unstable_fixed_point():
     """The ring's only fixed point is unstable (a limit cycle around it). Anderson
-    finds it; the attractor check reports it; the default then relaxes the ODE,
-    which keeps moving (not converged)."""
+    finds it; the stability certificate reports it; the default then relaxes the
+    ODE, which keeps moving (not converged)."""
     ring, I = _ring()
     x0 = jnp.array([0.5, 0.4, 0.3])
-    found = nd.relax(ring, I, x0=x0, solver=nd.Anderson(attractor_check=0))
+    found = nd.relax(ring, I, x0=x0, solver=nd.Anderson(), attractors_only=False)
     assert bool(found.converged) and float(found.residual) < 1e-6
     checked = nd.relax(ring, I, x0=x0, solver=nd.Anderson())
     assert checked.result == nd.RESULTS.unstable
     assert nd.relax(ring, I, x0=x0).result == nd.RESULTS.not_converged
+
+
+def _field(net, i):
+    return lambda y: forward_field(net, y, i)
+
+
+def test_ritz_values_are_the_eigenvalues_when_steps_reach_n():
+    """With as many Arnoldi steps as units the Krylov space is the whole space: the
+    Ritz values are the eigenvalues of (-1 + G W)/tau, computed in NumPy from the
+    explicit Jacobian (tau = 2.5 counts)."""
+    rng = np.random.default_rng(3)
+    n = 6
+    W = 2.0 * rng.normal(size=(n, n)) / np.sqrt(n)
+    net = nd.FirstOrderNetwork(jnp.asarray(W), tau=2.5)
+    x, i = rng.uniform(-1, 1, size=n), jnp.asarray(rng.uniform(-1, 1, size=n))
+    s = _logistic(W @ x)
+    L = ((s * (1 - s))[:, None] * W - np.eye(n)) / 2.5
+    expected = np.sort_complex(np.linalg.eigvals(L))
+    got = np.sort_complex(np.asarray(ritz_values(_field(net, i), jnp.asarray(x), n)))
+    assert np.allclose(got, expected, atol=1e-10)
+
+
+def test_certificate_margin_is_the_horizon():
+    """A linear unit dx/dt = -x + w x + I: growth rate w - 1. Above 1/t_max
+    (e-folding within the horizon) the fixed point is unstable, below it settles;
+    a stable one is never flagged. The rate is exact (one unit, one Arnoldi step)."""
+    identity = nd.identity
+    for rate, t_max, flagged in [
+        (2e-3, None, True),  # horizon 1000: margin 1e-3
+        (5e-4, None, False),
+        (5e-4, 1e4, True),  # horizon 1e4: margin 1e-4
+        (-1e-3, 1e6, False),
+    ]:
+        net = nd.FirstOrderNetwork(jnp.array([[1.0 + rate]]), activation=identity)
+        fp = nd.relax(net, jnp.ones(1), solver=nd.NewtonKrylov(), t_max=t_max)
+        assert float(fp.residual) < 1e-8
+        assert (fp.result == nd.RESULTS.unstable) == flagged, (rate, t_max)
+        assert bool(fp.converged) != flagged
 
 
 def test_unrolled_bptt_needs_the_ode():

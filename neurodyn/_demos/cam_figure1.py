@@ -186,27 +186,51 @@ def _per_setting(result: nd.Recall, target: np.ndarray, settings: int) -> dict:
     return {key: np.array([p[key] for p in per]) for key in per[0]}
 
 
+def distinct_states(states: np.ndarray, gap: float = 0.05) -> np.ndarray:
+    """One representative of each group of states within `gap` of each other on
+    every unit."""
+    distinct: list[np.ndarray] = []
+    for x in states:
+        if not any(np.max(np.abs(x - d)) < gap for d in distinct):
+            distinct.append(x)
+    return np.array(distinct).reshape(-1, states.shape[-1])
+
+
 def random_starts(cam, T, count: int, rng) -> dict:
     """Relax the slave from uniformly random states in [0, 1]^N: how many reach each
-    memory, how many distinct spurious attractors appear (fixed points not within
-    `RECALL_TOL` of a memory, told apart at 0.05 on every unit), and how many starts
-    do not settle."""
+    memory, how many reach a spurious attractor (a fixed point not within
+    `RECALL_TOL` of a memory; told apart at 0.05 on every unit), how many settle on
+    an unstable fixed point (a saddle: flagged by the stability certificate of
+    `nd.relax`), and how many do not settle. Whatever is counted as a memory or an
+    attractor has every eigenvalue of its linearisation with negative real part
+    (`nd.spectrum`, checked here too: a state with one that is not counts as a
+    saddle). Also every start's final state and outcome (memory index, -1 spurious
+    attractor, -2 not settled, -3 saddle)."""
     starts = rng.uniform(0.0, 1.0, size=(count, N_UNITS))
-    fp = nd.relax(cam, np.zeros_like(starts), x0=starts)
+    I = np.zeros_like(starts)
+    fp = nd.relax(cam, I, x0=starts)
     memory, _ = nd.nearest_memory(cam, fp.x, jnp.asarray(T), tol=RECALL_TOL)
     memory = np.where(np.asarray(fp.converged), np.asarray(memory), -2)
-    spurious = np.asarray(fp.x)[memory == -1]
-    distinct: list[np.ndarray] = []
-    for x in spurious:
-        if not any(np.max(np.abs(x - d)) < 0.05 for d in distinct):
-            distinct.append(x)
+    leading = np.asarray(nd.spectrum(cam, fp.x, I)[:, 0].real)
+    saddle = np.asarray(fp.result == nd.RESULTS.unstable) | (
+        (memory != -2) & (leading >= 0)
+    )
+    memory = np.where(saddle, -3, memory)
+    attractors = distinct_states(np.asarray(fp.x)[memory == -1])
     return {
         "starts": count,
         "reached_memory": [int(np.sum(memory == a)) for a in range(N_MEMORIES)],
         "reached_spurious": int(np.sum(memory == -1)),
+        "settled_on_a_saddle": int(np.sum(memory == -3)),
         "not_converged": int(np.sum(memory == -2)),
-        "distinct_spurious_attractors": len(distinct),
-        "spurious_attractors": np.array(distinct).reshape(-1, N_UNITS),
+        "distinct_spurious_attractors": len(attractors),
+        "spurious_leading_real_part_max": (
+            float(np.max(leading[memory == -1])) if np.any(memory == -1) else None
+        ),
+        "distinct_saddles": len(distinct_states(np.asarray(fp.x)[memory == -3])),
+        "spurious_attractors": attractors,
+        "random_start_states": np.asarray(fp.x),
+        "random_start_outcomes": memory,
     }
 
 
@@ -280,17 +304,21 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
         xlabel="cue noise $\\sigma$ on every visible unit",
         title=f"recall from a noisy cue ({trials} cues per memory and $\\sigma$)",
     )
-    labels = [f"memory {a}" for a in range(N_MEMORIES)] + ["spurious", "no fixed pt"]
+    labels = [f"memory\n{a}" for a in range(N_MEMORIES)]
+    labels += ["spurious\nattractor", "saddle", "no fixed\npoint"]
     heights = [
         *basins["reached_memory"],
         basins["reached_spurious"],
+        basins["settled_on_a_saddle"],
         basins["not_converged"],
     ]
-    ax_random.bar(labels, heights, color=["C0"] * N_MEMORIES + ["C3", "C7"])
+    ax_random.bar(labels, heights, color=["C0"] * N_MEMORIES + ["C3", "C1", "C7"])
     ax_random.set_ylabel("random starts")
     ax_random.set_title(
         f"{num_random} random starts: {basins['distinct_spurious_attractors']} "
-        "distinct spurious attractors"
+        "distinct spurious attractors\n(attractor: every eigenvalue of "
+        "$-1 + \\partial F/\\partial x$ has Re < 0)",
+        fontsize="medium",
     )
     ax_random.tick_params(axis="x", labelsize="small")
     plot.save(fig, out / "recall.png")
@@ -310,6 +338,8 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
         known_units=counts,
         noise=sigmas,
         spurious_attractors=basins.pop("spurious_attractors"),
+        random_start_states=basins.pop("random_start_states"),
+        random_start_outcomes=basins.pop("random_start_outcomes"),
         **{f"vs_known_{k.replace(' ', '_')}": v for k, v in by_known.items()},
         **{f"vs_noise_{k.replace(' ', '_')}": v for k, v in by_noise.items()},
     )

@@ -64,9 +64,11 @@ class Relaxation(eqx.Module):
     - `rtol`, `atol`: the settled test (module docstring).
     - `t_max`: give up at this (pseudo-)time; default $1000\\,\\tau$.
     - `max_steps`: give up after this many steps or iterations.
-    - `attractors_only`: a steady state must be an attractor of the dynamics from
-        the start state; strategies that can land on an unstable fixed point
-        (Anderson, Newton) check it. The adjoint of a stable fixed point is a
+    - `attractors_only`: a settled state counts only if the dynamics hold it:
+        every strategy ends with the stability certificate
+        (`neurodyn._solvers.certificate`), which turns an unstable fixed point into
+        `RESULTS.unstable`. False finds unstable fixed points on purpose
+        (continuation, stability analysis). The adjoint of a stable fixed point is a
         linear system with one, stable, fixed point and skips the check.
     """
 
@@ -148,8 +150,9 @@ class AbstractSteadyStateSolver(eqx.Module):
 
     Solvers hold only their own method's settings; tolerances and budget come in a
     `Relaxation`, so every strategy stops on the same test and reports the same
-    way. A batch is solved under `vmap` unless the strategy says otherwise (a
-    fallback decides for the whole batch).
+    way: a strategy that settles ends with the stability certificate
+    (`neurodyn._solvers.certificate.certify`). A batch is solved under `vmap`
+    unless the strategy says otherwise (a fallback decides for the whole batch).
     """
 
     @abc.abstractmethod

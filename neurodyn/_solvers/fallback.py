@@ -14,8 +14,11 @@ from .ode import ODERelaxation
 
 class Fallback(AbstractSteadyStateSolver):
     r"""Try each solver in turn: every pattern the first did not settle (it stalled,
-    ran away, ran out of budget or found an unstable fixed point) is relaxed again
-    by the second from the start state, and so on.
+    ran away, ran out of budget or settled on a fixed point that the stability
+    certificate found unstable) is relaxed again by the second from the start
+    state, and so on. A pattern the last solver leaves unstable stays
+    `RESULTS.unstable` (e.g. the ODE from a start on an invariant set that holds an
+    unstable fixed point); one that oscillates around it, `not_converged`.
 
     For a batch each decision is taken once for the whole batch (a `lax.cond`):
     when every pattern settled, the later solvers cost nothing. Patterns that did
@@ -27,7 +30,8 @@ class Fallback(AbstractSteadyStateSolver):
     contracts (it gives up after 5 iterations without progress elsewhere);
     Anderson acceleration, which settles most stable non-contracting networks in
     a few tens of iterations; the ODE, which settles wherever the fixed point is
-    stable and otherwise reports the oscillation or divergence.
+    stable and otherwise reports the oscillation or divergence. Each one's settled
+    patterns pass the stability certificate before they count.
 
     !!! note
         Under a user's own `jax.vmap` over calls (e.g. a parameter sweep) the

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .attractor import require_attractor
 from .base import AbstractSteadyStateSolver, Outcome, rms, runaway
+from .certificate import certify
 
 
 class _Loop(eqx.Module):
@@ -61,7 +61,7 @@ def _iterate(relaxation, field, y0, tau, scale, patience, dt, step, extra):
 
     loop, _ = jax.lax.while_loop(cond, body, init)
     result = relaxation.classify(relaxation.settled(loop.f, loop.y, scale), loop.y, y0)
-    return loop.y, result, loop.k
+    return loop.y, certify(relaxation, result, field, loop.y, tau), loop.k
 
 
 class FixedPointIteration(AbstractSteadyStateSolver):
@@ -125,9 +125,6 @@ class Anderson(AbstractSteadyStateSolver):
         entry; default $\sqrt{\epsilon}$ of the dtype.
     - `patience`: give up (`not_converged`) after this many iterations without a
         new smallest residual.
-    - `attractor_check`: Arnoldi steps of the check that a settled state is an
-        attractor from the start (`neurodyn._solvers.attractor`), else the outcome
-        is `RESULTS.unstable`; 0 skips it.
 
     ??? cite "References"
 
@@ -146,10 +143,8 @@ class Anderson(AbstractSteadyStateSolver):
     damping: float = eqx.field(static=True, default=1.0)
     ridge: float | None = eqx.field(static=True, default=None)
     patience: int = eqx.field(static=True, default=25)
-    attractor_check: int = eqx.field(static=True, default=5)
 
     def __check_init__(self):
-        _check_steps(self.attractor_check)
         if not self.memory >= 1:
             raise ValueError(f"`memory` must be at least 1, got {self.memory}.")
         _check_damping(self.damping)
@@ -172,9 +167,6 @@ class Anderson(AbstractSteadyStateSolver):
         dt = self.damping * tau
         y, result, k = _iterate(
             relaxation, field, y0, tau, scale, self.patience, dt, step, history
-        )
-        result = require_attractor(
-            relaxation, result, field, y, y0, self.attractor_check
         )
         return Outcome(y, result, (k * dt).astype(y.dtype), k)
 
@@ -203,11 +195,6 @@ def _mixing(
 def _check_damping(damping):
     if not 0 < damping <= 1:
         raise ValueError(f"`damping` must be in (0, 1], got {damping}.")
-
-
-def _check_steps(steps):
-    if not steps >= 0:
-        raise ValueError(f"`attractor_check` must be at least 0, got {steps}.")
 
 
 def _check_patience(patience):

@@ -4,8 +4,8 @@ import equinox as eqx
 import lineax as lx
 import optimistix as optx
 
-from .attractor import require_attractor
 from .base import AbstractSteadyStateSolver, Outcome
+from .certificate import certify
 
 
 class NewtonKrylov(AbstractSteadyStateSolver):
@@ -14,22 +14,20 @@ class NewtonKrylov(AbstractSteadyStateSolver):
     (`lineax.GMRES`, Jacobian-vector products only).
 
     Quadratic convergence near the fixed point, whatever its spectrum (stable or
-    not: Newton also finds unstable fixed points, which the ODE would leave), at the
-    price of a Krylov solve per step. From a poor start it can wander; the ODE or
-    [`neurodyn.Anderson`][] are the safer first choice.
+    not: Newton also finds unstable fixed points, which the ODE would leave, and the
+    stability certificate then reports `RESULTS.unstable` unless the relaxation has
+    `attractors_only=False`), at the price of a Krylov solve per step. From a poor
+    start it can wander; the ODE or [`neurodyn.Anderson`][] are the safer first
+    choice.
 
     **Arguments:**
 
     - `restart`: GMRES restart length.
     - `krylov_max_steps`: GMRES iterations allowed per Newton step.
-    - `attractor_check`: Arnoldi steps of the check that a settled state is an
-        attractor from the start (as for [`neurodyn.Anderson`][]); 0 skips it, to
-        find unstable fixed points on purpose.
     """
 
     restart: int = eqx.field(static=True, default=20)
     krylov_max_steps: int = eqx.field(static=True, default=256)
-    attractor_check: int = eqx.field(static=True, default=5)
 
     def solve(self, relaxation, field, y0, tau, scale):
         # Newton's own stopping test (on the step) is set tighter than the settled
@@ -54,8 +52,6 @@ class NewtonKrylov(AbstractSteadyStateSolver):
         )
         y = sol.value
         result = relaxation.classify(relaxation.settled(field(y), y, scale), y, y0)
-        result = require_attractor(
-            relaxation, result, field, y, y0, self.attractor_check
-        )
+        result = certify(relaxation, result, field, y, tau)
         num_steps = sol.stats["num_steps"]
         return Outcome(y, result, num_steps * tau, num_steps)

@@ -5,6 +5,7 @@ import equinox as eqx
 
 from .._results import RESULTS
 from .base import AbstractSteadyStateSolver, Outcome
+from .certificate import certify
 
 
 # The step-size controller works this much tighter than the steady-state test. With
@@ -87,4 +88,5 @@ class ODERelaxation(AbstractSteadyStateSolver):
             result,
             RESULTS.promote(sol.result),
         )
+        result = certify(relaxation, result, field, y, tau)
         return Outcome(y, result, sol.ts[-1], sol.stats["num_steps"])
