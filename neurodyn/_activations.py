@@ -63,6 +63,6 @@ def activation_by_name(name: str) -> Activation:
         return ACTIVATIONS[name]
     except KeyError:
         raise ValueError(
-            f"`name`: unknown activation {name!r}; expected one of "
+            f"`name`: Unknown activation {name!r}; expected one of "
             f"{sorted(ACTIVATIONS)}."
         ) from None

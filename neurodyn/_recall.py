@@ -7,7 +7,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._models.cam import ContentAddressableMemory
 from ._relax import relax
-from ._validation import as_float_array, check_finite
+from ._validation import as_float_array, as_number, as_patterns, check_instance
 
 
 def cue_state(
@@ -32,14 +32,10 @@ def cue_state(
         the visible units.
     - `fill`: the arbitrary value $b$ of the unknown units, default $0.5$.
     """
+    _check_memory(cam)
     n = cam.n_units
-    cue = as_float_array("cue", cue)
-    if cue.ndim not in (1, 2) or cue.shape[-1] != n:
-        raise ValueError(
-            f"`cue` must have shape ({n},) or (B, {n}) for a memory of {n} units, got "
-            f"{cue.shape}."
-        )
-    check_finite("cue", cue)
+    cue = as_patterns("cue", cue, n)
+    fill = as_number("fill", fill, minimum=None)
     known = jnp.asarray(known)
     if known.dtype != jnp.bool_ or known.ndim not in (1, 2) or known.shape[-1] != n:
         raise ValueError(
@@ -79,6 +75,10 @@ def nearest_memory(
 ) -> tuple[Int[Array, "*b"], Float[Array, "*b"]]:
     r"""The memory nearest to each state in $\max_{i\in V}|x_i - T_i|$ and that
     distance; the index is $-1$ where the distance is not below `tol`."""
+    _check_memory(cam)
+    x = as_patterns("x", x, cam.n_units)
+    memories = _memories(memories, cam.n_units)
+    tol = as_number("tol", tol)
     memories = jnp.broadcast_to(memories, (*x.shape[:-1], *memories.shape))
     gaps = jnp.abs(x[..., None, :] - memories)
     distances = jnp.max(jnp.where(cam.visible_units, gaps, 0), axis=-1)
@@ -121,16 +121,9 @@ def recall(
     `converged=False` and `memory=-1`.
     """
 
-    n = cam.n_units
-    memories = as_float_array("memories", memories)
-    if memories.ndim != 2 or memories.shape[1] != n:
-        raise ValueError(
-            f"`memories` must have shape (P, {n}) for a memory of {n} units, got "
-            f"{memories.shape}."
-        )
-    check_finite("memories", memories)
-    if not tol > 0:
-        raise ValueError(f"`tol` must be positive, got {tol}.")
+    _check_memory(cam)
+    memories = _memories(memories, cam.n_units)
+    tol = as_number("tol", tol)
     x0 = cue_state(cam, cue, known, fill=fill)
     if I is None:
         I = jnp.zeros(x0.shape, x0.dtype)
@@ -147,5 +140,23 @@ def memory_start(
 ) -> Float[Array, "*p n"]:
     r"""The start state of the master (eq 39) and of the slave when its error is
     measured: $x_i(t_0) = T_i\,\delta_{iV} + b\,\delta_{iH}$ with $b$ = `fill`."""
-    memories = as_float_array("memories", memories)
+    _check_memory(cam)
+    memories = as_patterns("memories", memories, cam.n_units)
+    fill = as_number("fill", fill, minimum=None)
     return jnp.where(cam.visible_units, memories, jnp.asarray(fill, memories.dtype))
+
+
+def _check_memory(cam) -> None:
+    check_instance(
+        "cam", cam, ContentAddressableMemory, "a `nd.ContentAddressableMemory`"
+    )
+
+
+def _memories(memories: ArrayLike, n: int) -> Float[Array, "p n"]:
+    memories = as_patterns("memories", memories, n)
+    if memories.ndim != 2:
+        raise ValueError(
+            f"`memories` must have shape (P, {n}) for a memory of {n} units, got "
+            f"{memories.shape}."
+        )
+    return memories

@@ -89,7 +89,7 @@ def test_cli_errors(tmp_path, capsys):
     assert "exists and is not a folder" in capsys.readouterr().err
     assert not list(tmp_path.glob(".*partial*"))
     assert main(["plot", str(tmp_path)]) == 2
-    assert "is not a run folder" in capsys.readouterr().err
+    assert "is not a finished run folder" in capsys.readouterr().err
 
 
 def test_demo_list(capsys):

@@ -48,8 +48,8 @@ class Fallback(AbstractSteadyStateSolver):
             isinstance(s, AbstractSteadyStateSolver) for s in solvers
         ):
             raise ValueError(
-                "`nd.Fallback(...)` takes two or more steady-state solvers, got "
-                f"{solvers!r}."
+                "`solvers`: `nd.Fallback(...)` takes two or more steady-state "
+                f"solvers, got {solvers!r}."
             )
         self.solvers = solvers
 

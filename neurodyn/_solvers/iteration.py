@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._validation import as_count, as_number
 from .base import AbstractSteadyStateSolver, Outcome, rms, runaway
 from .certificate import certify
 
@@ -145,8 +146,7 @@ class Anderson(AbstractSteadyStateSolver):
     patience: int = eqx.field(static=True, default=25)
 
     def __check_init__(self):
-        if not self.memory >= 1:
-            raise ValueError(f"`memory` must be at least 1, got {self.memory}.")
+        as_count("memory", self.memory)
         _check_damping(self.damping)
         _check_patience(self.patience)
         if self.ridge is not None and not self.ridge > 0:
@@ -193,10 +193,9 @@ def _mixing(
 
 
 def _check_damping(damping):
-    if not 0 < damping <= 1:
+    if not 0 < as_number("damping", damping) <= 1:
         raise ValueError(f"`damping` must be in (0, 1], got {damping}.")
 
 
 def _check_patience(patience):
-    if not patience >= 1:
-        raise ValueError(f"`patience` must be at least 1, got {patience}.")
+    as_count("patience", patience)

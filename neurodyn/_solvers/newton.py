@@ -4,6 +4,7 @@ import equinox as eqx
 import lineax as lx
 import optimistix as optx
 
+from .._validation import as_count
 from .base import AbstractSteadyStateSolver, Outcome
 from .certificate import certify
 
@@ -28,6 +29,10 @@ class NewtonKrylov(AbstractSteadyStateSolver):
 
     restart: int = eqx.field(static=True, default=20)
     krylov_max_steps: int = eqx.field(static=True, default=256)
+
+    def __check_init__(self):
+        as_count("restart", self.restart)
+        as_count("krylov_max_steps", self.krylov_max_steps)
 
     def solve(self, relaxation, field, y0, tau, scale):
         # Newton's own stopping test (on the step) is set tighter than the settled

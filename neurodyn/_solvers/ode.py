@@ -4,6 +4,7 @@ import diffrax
 import equinox as eqx
 
 from .._results import RESULTS
+from .._validation import as_number
 from .base import AbstractSteadyStateSolver, Outcome
 from .certificate import certify
 
@@ -47,8 +48,8 @@ class ODERelaxation(AbstractSteadyStateSolver):
                 f"`diffrax.Tsit5()` or `diffrax.Kvaerno5()`, got {self.solver!r}; "
                 "or give a constant step `dt0`."
             )
-        if self.dt0 is not None and not self.dt0 > 0:
-            raise ValueError(f"`dt0` must be positive, got {self.dt0}.")
+        if self.dt0 is not None:
+            as_number("dt0", self.dt0)
 
     def solve(self, relaxation, field, y0, tau, scale):
         def settled(t, y, args, **kwargs):
