@@ -148,7 +148,7 @@ def test_analog_learning_follows_the_gradient_flow(problem, gradient_flow):
     net, I, T = problem
     eta, t1, reference = gradient_flow
     run = nd.analog_learning(net, I, T, eta=eta, t1=t1, saveat=jnp.array([0.0, t1]))
-    assert isinstance(run.method, nd.SlowManifold)  # the default at eps = 2e-3
+    assert isinstance(run.method, nd.FullSystem)  # the default at eps = 2e-3
     moved = np.asarray(run.model.weights[-1] - net.weights)
     expected = np.asarray(reference - net.weights)
     error = np.linalg.norm(moved - expected) / np.linalg.norm(expected)
@@ -262,10 +262,11 @@ def test_bad_analog_arguments(problem):
 def test_default_method_by_time_scale_separation():
     assert isinstance(default_method(0.1, 1.0, 100.0), nd.FullSystem)
     assert isinstance(default_method(1e-2, 1.0, 1e4), nd.FullSystem)
-    assert isinstance(default_method(1e-3, 1.0, 1e3), nd.SlowManifold)
-    assert isinstance(default_method(1e-3, 2.0, 1e3), nd.SlowManifold)  # eps 2e-3
-    assert isinstance(default_method(1e-3, 5.0, 1e3), nd.FullSystem)  # eps 5e-3
-    assert isinstance(default_method(1e-4, 1.0, 30.0), nd.FullSystem)  # in the layer
+    assert isinstance(default_method(1e-3, 1.0, 1e3), nd.FullSystem)
+    assert isinstance(default_method(5e-5, 1.0, 2e4), nd.SlowManifold)
+    assert isinstance(default_method(2e-5, 2.0, 5e4), nd.SlowManifold)  # eps 4e-5
+    assert isinstance(default_method(5e-5, 4.0, 2e4), nd.FullSystem)  # eps 2e-4
+    assert isinstance(default_method(1e-5, 1.0, 30.0), nd.FullSystem)  # in the layer
     with pytest.raises(ValueError, match="`order` must be 0 or 1"):
         nd.SlowManifold(order=2)
 

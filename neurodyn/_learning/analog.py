@@ -87,16 +87,17 @@ class AnalogRun(eqx.Module):
     error_estimate: Float[Array, ""]
 
 
-# Below this eps = eta * tau the default integrates along the slow manifold: there
-# the full system's explicit steps (about t1 / (3 tau)) cost more than the slow
-# ODE's fixed-point solves, and the first-order correction's error O(eps^2) is far
-# below the solver tolerance (benchmarks/analog_scale.py, docs/analog_solvers.md).
-_SLOW_BELOW = 3e-3
+# Below this eps = eta * tau the default integrates along the slow manifold. Its
+# work does not grow with 1 / eps, but each slow step solves for the fixed points and
+# the correction, so it overtakes the full system only when that takes ~1 / eps steps
+# of many thousands: measured break-even near eps = 1e-4 at N = 256, P = 32
+# (docs/analog_solvers.md).
+_SLOW_BELOW = 1e-4
 
 
 def default_method(eta: float, tau: float, t1: float) -> AbstractAnalogMethod:
     r"""The method `analog_learning` uses when none is given: a first-order
-    [`neurodyn.SlowManifold`][] when $\epsilon = \eta\tau < 3\cdot10^{-3}$ and the
+    [`neurodyn.SlowManifold`][] when $\epsilon = \eta\tau < 10^{-4}$ and the
     run lasts more than its initial layer, else [`neurodyn.FullSystem`][] with
     `diffrax.Tsit5()` (time scales not separated: learning may leave the
     quasi-static regime, and only the full system follows it)."""
@@ -138,7 +139,7 @@ def analog_learning(
     flow $d\theta/dt = -\eta\,\partial E_{\text{total}}/\partial\theta$. Small
     $\epsilon$ makes the full system stiff (an explicit solver's steps grow like
     $t_1/\tau$), so the default picks by $\epsilon$ (`default_method`): along the
-    slow manifold with the first-order correction below $\epsilon = 3\cdot10^{-3}$,
+    slow manifold with the first-order correction below $\epsilon = 10^{-4}$,
     the full system with `diffrax.Tsit5()` above. `run.method` says which ran.
 
     **Arguments:**
