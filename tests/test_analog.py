@@ -187,8 +187,10 @@ def test_slow_manifold_error_shrinks_like_eps_and_eps_squared(error_orders):
     slope = {
         k: np.polyfit(np.log(epsilons), np.log(v), 1)[0] for k, v in errors.items()
     }
+    # Measured 0.89 and 1.89 (errors 3.5e-3 .. 1.0e-3 and 3.9e-5 .. 2.8e-6); without
+    # the -tau dz*/dt term of the correction, order 1 falls to 0.89.
     assert 0.8 < slope[0] < 1.2, slope
-    assert 1.8 < slope[1] < 2.3, slope
+    assert 1.75 < slope[1] < 2.3, slope
     assert np.all(np.asarray(errors[1]) < np.asarray(errors[0]) / 5)
     # The run's own estimate is within a factor 5 of the measured error.
     for order in (0, 1):
