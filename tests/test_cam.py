@@ -235,6 +235,7 @@ def demo_run(tmp_path_factory):
     return out, metrics, arrays["params"], arrays["data"]
 
 
+@pytest.mark.slow
 def test_demo_run_folder_recalls_every_memory_in_numpy(demo_run):
     out, metrics, params, data = demo_run
     assert set(params) == {"weights", "visible_units"}
@@ -263,6 +264,7 @@ def numpy_slave_leading_eigenvalue(weights, x):
     return residual, np.max(np.linalg.eigvals(L).real)
 
 
+@pytest.mark.slow
 def test_demo_counts_only_attractors_the_dynamics_hold(demo_run):
     """Every random start counted as reaching a memory or a spurious attractor ended
     at a fixed point of the slave whose every eigenvalue has a negative real part

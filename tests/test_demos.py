@@ -39,6 +39,7 @@ def xor_run(request, tmp_path_factory):
     return demo_folder(tmp_path_factory, request.param)
 
 
+@pytest.mark.slow
 def test_first_order_run_folder(first_order_run):
     out, metrics, params, data = first_order_run
     assert set(params) == {"weights", "input_units", "output_units", "connectivity"}

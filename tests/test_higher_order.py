@@ -49,7 +49,17 @@ def weights_loss(model, I, T):
     return loss
 
 
-@pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda n: f"order{n}")
+# Order 2 in the default tier; orders 1 and 3 (each its own compilation and, for
+# order 3, 256 finite differences) in the slow tier.
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(1, marks=pytest.mark.slow),
+        2,
+        pytest.param(3, marks=pytest.mark.slow),
+    ],
+    ids=lambda n: f"order{n}",
+)
 def problem(request):
     net = random_higher_order(request.param)
     I, T = random_patterns(n=N, p=3)

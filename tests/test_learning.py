@@ -14,6 +14,9 @@ from .helpers import random_network, random_patterns
 
 
 RELAX = dict(rtol=1e-10, atol=1e-12)
+# `nd.train` compiles its update for each optimizer object (optax's transformations
+# are closures, hashed by identity): one object per setting shares that compilation.
+SGD = optax.sgd(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def test_stochastic_mode_follows_its_seed(problem):
             net,
             I,
             T,
-            optimizer=optax.sgd(0.1),
+            optimizer=SGD,
             steps=steps,
             mode="stochastic",
             key=jr.key(seed),
@@ -66,12 +69,12 @@ def test_stochastic_mode_follows_its_seed(problem):
     assert np.all(np.asarray(runs[0].history.presented).sum(axis=1) == 1)
     # A one-pattern update equals SGD on that pattern's error alone.
     first = drawn[0][0]
-    one = nd.train(net, I[first], T[first], optimizer=optax.sgd(0.1), steps=1, **RELAX)
+    one = nd.train(net, I[first], T[first], optimizer=SGD, steps=1, **RELAX)
     two = nd.train(
         net,
         I,
         T,
-        optimizer=optax.sgd(0.1),
+        optimizer=SGD,
         steps=1,
         mode="stochastic",
         key=jr.key(3),
@@ -151,8 +154,8 @@ def test_resume_equals_uninterrupted(problem, tmp_path, monkeypatch):
 def test_bad_training_arguments(problem):
     net, I, T = problem
     with pytest.raises(ValueError, match="Unknown `mode` 'random'"):
-        nd.train(net, I, T, optimizer=optax.sgd(1.0), steps=1, mode="random")
+        nd.train(net, I, T, optimizer=SGD, steps=1, mode="random")
     with pytest.raises(ValueError, match="`steps` must be a non-negative integer"):
-        nd.train(net, I, T, optimizer=optax.sgd(1.0), steps=-1)
+        nd.train(net, I, T, optimizer=SGD, steps=-1)
     with pytest.raises(ValueError, match="`resume=True` needs a `checkpoint_dir`"):
-        nd.train(net, I, T, optimizer=optax.sgd(1.0), steps=1, resume=True)
+        nd.train(net, I, T, optimizer=SGD, steps=1, resume=True)

@@ -74,6 +74,7 @@ def sharded_run(out: str) -> None:
     pathlib.Path(out).write_text(json.dumps(facts))
 
 
+@pytest.mark.slow  # a fresh interpreter with 4 host devices compiles everything again
 def test_sharded_patterns_give_the_unsharded_results(tmp_path):
     out = tmp_path / "facts.json"
     env = {
