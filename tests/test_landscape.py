@@ -14,6 +14,7 @@ import pytest
 from scipy.optimize import brentq
 
 import neurodyn as nd
+from neurodyn import plot
 
 
 M = 0.8
@@ -238,18 +239,24 @@ def fold_weights():
     return b, 1 / 0.21, 1 / (x2 * (1 - x2))
 
 
-def test_saddle_node_bifurcations_are_reported_at_the_right_step():
+@pytest.fixture(scope="module")
+def fold_trace():
     """A 2-unit rate network (unit 2 decoupled and stable) whose self-coupling w
-    grows in steps of 0.05 through both folds: a stable node and a saddle are born
-    together at the first w above the lower fold and die together at the first w
-    above the upper one (the low branch's fold)."""
-    b, upper, lower = fold_weights()
+    grows in steps of 0.05 through both folds of the first unit."""
+    b, _, _ = fold_weights()
     ws = 4.35 + 0.05 * np.arange(14)
     nets = [nd.RateNetwork(np.diag([w, 0.0])) for w in ws]
     stack = jax.tree.map(lambda *a: jnp.stack(a), *nets)
-    trace = nd.fixed_points_along(
-        stack, np.array([b, 0.0]), starts=uniform_starts(40, 2, 0.0, 1.0), steps=ws
-    )
+    starts = uniform_starts(40, 2, 0.0, 1.0)
+    return ws, nd.fixed_points_along(stack, np.array([b, 0.0]), starts=starts, steps=ws)
+
+
+def test_saddle_node_bifurcations_are_reported_at_the_right_step(fold_trace):
+    """A stable node and a saddle are born together at the first w above the lower
+    fold and die together at the first w above the upper one (the low branch's
+    fold)."""
+    ws, trace = fold_trace
+    _, upper, lower = fold_weights()
     folds = [e for e in trace.events if e.kind == "saddle-node"]
     assert [(e.index, e.born) for e in folds] == [
         (int(np.argmax(ws > lower)), True),
@@ -264,3 +271,91 @@ def test_saddle_node_bifurcations_are_reported_at_the_right_step():
     assert abs(death.x[0] - 0.3) < 0.05
     attractors = trace.count("stable node")
     assert attractors.tolist() == [1 + int(lower < w < upper) for w in ws]
+
+
+def test_starts_near_draws_visited_states_with_noise():
+    states = np.arange(12.0).reshape(2, 3, 2)  # two trajectories of three states
+    exact = np.asarray(nd.starts_near(states, 50, seed=3))
+    rows = states.reshape(-1, 2)
+    assert all(any(np.array_equal(s, r) for r in rows) for s in exact)
+    assert len({tuple(s) for s in exact}) == 6  # 50 draws reach every state
+    noisy = np.asarray(nd.starts_near(states, 4000, noise=0.1, seed=3))
+    offsets = noisy - rows[np.argmin(np.abs(noisy[:, None] - rows).max(-1), axis=1)]
+    np.testing.assert_allclose(offsets.std(axis=0), 0.1, rtol=0.05)
+
+
+def test_fixed_points_plot_marks_every_point_by_its_kind(hopfield):
+    import matplotlib.pyplot as plt
+
+    net, I, found = hopfield
+    fig, ax = plt.subplots()
+    plot.fixed_points(ax, found, labels={0: "first"})
+    drawn = {
+        c.get_label(): len(c.get_offsets()) for c in ax.collections if c.get_label()
+    }
+    assert drawn == {"stable node (4)": 4, "saddle (5)": 5}
+    assert [t.get_text() for t in ax.texts] == ["first"]
+    plt.close(fig)
+
+
+def test_landscape_along_plot_counts_and_marks_the_folds(fold_trace):
+    import matplotlib.pyplot as plt
+
+    ws, trace = fold_trace
+    fig, ax = plt.subplots()
+    plot.landscape_along(ax, trace)
+    lines = {line.get_label(): line for line in ax.lines}
+    np.testing.assert_array_equal(
+        lines["attractors"].get_ydata(), trace.count("stable node", "stable focus")
+    )
+    folds = [e.step for e in trace.events if e.kind == "saddle-node"]
+    marked = [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":"]
+    np.testing.assert_allclose(marked, folds)
+    plt.close(fig)
+
+
+@pytest.mark.slow
+def test_trained_cam_figure1_landscape():
+    """The cam-figure1 network after the demo's small run (250 Euler updates): its 4
+    memories are stable fixed points, every saddle has the unstable directions its
+    spectrum says, and the saddles' unstable manifolds (integrated, and relaxed
+    from) end on attractors."""
+    from neurodyn._demos import cam_figure1 as demo  # moving to demos/ (the lead)
+
+    T = demo.memories()
+    I = np.zeros_like(T)
+    cam = demo.initial_memory()
+    weights, _, _ = demo.euler_training(
+        cam, I, T, 250, demo.ETA, demo.DT, demo.EULER_STEPS
+    )
+    trained = demo.with_weights(cam, weights[-1])
+    n = trained.n_units
+    starts = np.concatenate(
+        [
+            uniform_starts(300, n, 0.0, 1.0),
+            nd.starts_near(nd.memory_start(trained, T), 100, noise=0.1),
+        ]
+    )
+    found = nd.find_fixed_points(trained, np.zeros(n), starts=starts)
+    manifolds = nd.unstable_manifolds(trained, np.zeros(n), found)
+    summary = nd.memory_landscape(trained, T, found, manifolds=manifolds)
+    assert summary["memory_is_attractor"] == [True] * 4
+    assert summary["saddles"] >= 3
+    spectra = np.asarray(nd.spectrum(trained, found.x, np.zeros_like(found.x)))
+    L = np.asarray(nd.linearisation(trained, found.x, np.zeros_like(found.x)))
+    for i in np.flatnonzero(found.saddles):
+        U = np.asarray(found.unstable_directions(int(i)))
+        assert U.shape[1] == int(found.n_unstable[i]) == np.sum(spectra[i].real > 0)
+        np.testing.assert_allclose(L[i] @ U, U @ (U.T @ L[i] @ U), atol=1e-8)
+    attractors = np.asarray(found.x)[found.attractors]
+    matched_any(np.asarray(manifolds.x)[:, -1], attractors, atol=1e-4)
+    x = np.asarray(found.x)
+    saddles = np.flatnonzero(found.saddles & (np.asarray(found.n_unstable) == 1))
+    v = np.stack([np.asarray(found.unstable_directions(int(i)))[:, 0] for i in saddles])
+    x0 = np.concatenate([x[saddles] + 1e-3 * v, x[saddles] - 1e-3 * v])
+    fp = nd.relax(trained, np.zeros_like(x0), x0=x0, rtol=1e-10)
+    assert np.all(np.asarray(fp.converged))
+    matched_any(np.asarray(fp.x), attractors)
+    # Each saddle with one unstable direction joins two different memories.
+    for pair in summary["saddle_connections"]:
+        assert len(pair) == 2 and pair[0] != pair[1] and min(pair) >= 0

@@ -692,6 +692,7 @@ def memory_landscape(
     stable manifold) a slave trajectory crosses when it jumps between them.
 
     **Returns:** a dict of plain numbers and lists (JSON-ready):
+    `memory_of_point` (the memory at each point of `landscape`, -1 for none),
     `memory_is_attractor` (one bool per memory), `memories_stored`, `attractors`,
     `spurious_attractors`, `saddles`, `saddles_by_unstable_directions` (`{k:
     count}`), `unstable`, `non_hyperbolic`, `slow_points` and, with `manifolds`,
@@ -719,6 +720,7 @@ def memory_landscape(
     saddles = landscape.saddles
     counts = np.asarray(landscape.n_unstable)[saddles]
     summary = {
+        "memory_of_point": [int(a) for a in memory],
         "memory_is_attractor": stored,
         "memories_stored": int(sum(stored)),
         "attractors": int(np.sum(attractors)),
