@@ -379,7 +379,7 @@ def find_fixed_points(
     dedup_tol: float = 1e-4,
     eig_tol: float | None = None,
     learning_rate: float = 1e-2,
-    max_steps: int = 2000,
+    max_steps: int = 1000,
     polish_steps: int = 20,
 ) -> Landscape:
     r"""Every fixed point (and slow point) of $\tau\,dx/dt = -x + F(x)$ reached from
@@ -575,7 +575,7 @@ def fixed_points_along(
     dedup_tol: float = 1e-4,
     eig_tol: float | None = None,
     learning_rate: float = 1e-2,
-    max_steps: int = 2000,
+    max_steps: int = 1000,
     polish_steps: int = 20,
 ) -> LandscapeTrace:
     r"""Follow the fixed points along a learning run: find them at every snapshot
