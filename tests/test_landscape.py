@@ -79,34 +79,62 @@ def test_two_unit_network_has_its_three_fixed_points():
     assert np.all(np.asarray(found.q) < 1e-20)
 
 
-# (weights, kind, number of unstable directions): L = -1 + W for a linear network.
+def block(a, b):
+    """The block-diagonal weights of two decoupled subnetworks."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    out = np.zeros((a.shape[0] + b.shape[0],) * 2)
+    out[: a.shape[0], : a.shape[0]], out[a.shape[0] :, a.shape[0] :] = a, b
+    return out
+
+
+# (weights, kind, number of unstable directions): L = -1 + W for a linear network;
+# node or focus by the leading eigenvalue (largest real part), whatever the others.
 LINEAR_CASES = [
-    ([[0.5, 0.0], [0.2, -0.5]], "stable node", 0),
-    ([[0.5, -2.0], [2.0, 0.5]], "stable focus", 0),
-    ([[2.0, 0.0], [0.3, -1.0]], "saddle", 1),
-    ([[1.5, -2.0], [2.0, 1.5]], "unstable focus", 2),
-    ([[2.0, 0.5], [0.0, 3.0]], "unstable node", 2),
+    (block(0.5, [[-1.0, -2.0], [2.0, -1.0]]), "stable node", 0),  # -0.5; -2 +- 2i
+    (block([[0.5, -2.0], [2.0, 0.5]], -1.0), "stable focus", 0),  # -0.5 +- 2i; -2
+    (block([[2.0, 0.0], [0.3, -1.0]], 0.0), "saddle", 1),
+    (block([[1.5, -2.0], [2.0, 1.5]], 0.0), "saddle", 2),
+    (block([[1.5, -2.0], [2.0, 1.5]], 1.2), "unstable focus", 3),  # 0.5 +- 2i; 0.2
+    (block([[2.0, 0.5], [0.0, 3.0]], 1.5), "unstable node", 3),
 ]
+LINEAR_SOURCE = np.array([0.3, -0.7, 0.2])
 
 
 @pytest.mark.parametrize("weights, kind, n_unstable", LINEAR_CASES)
 def test_linear_network_has_one_fixed_point_of_its_class(weights, kind, n_unstable):
     """F(x) = Wx + I: the one fixed point x* = (1 - W)^{-1} I, classified by the
     eigenvalues of -1 + W (same shapes: one compilation for every case)."""
-    weights = np.array(weights)
     net = nd.FirstOrderNetwork(weights, activation=nd.identity)
-    I = np.array([0.3, -0.7])
-    found = nd.find_fixed_points(net, I, starts=uniform_starts(20, 2, -3.0, 3.0))
-    x_star = np.linalg.solve(np.eye(2) - np.asarray(weights), I)
+    found = nd.find_fixed_points(
+        net, LINEAR_SOURCE, starts=uniform_starts(20, 3, -3.0, 3.0)
+    )
+    x_star = np.linalg.solve(np.eye(3) - weights, LINEAR_SOURCE)
     matched(found.x, x_star[None])
     assert found.kind == (kind,)
     assert int(found.n_unstable[0]) == n_unstable
-    expected = np.linalg.eigvals(np.asarray(weights) - np.eye(2))
+    expected = np.linalg.eigvals(weights - np.eye(3))
     np.testing.assert_allclose(
         np.sort_complex(np.asarray(found.eigenvalues[0])),
         np.sort_complex(expected),
         atol=1e-10,
     )
+
+
+def test_a_point_moving_further_than_match_tol_is_a_death_and_a_birth():
+    """The linear network's one fixed point x*_1 = 0.3 / (1 - w) moves by 0.3 from
+    w = 0 to w = 0.5 (more than `match_tol`: a new track) and by 0.025 from 0.5 to
+    0.52 (followed)."""
+    nets = [
+        nd.FirstOrderNetwork(np.diag([w, 0.0, 0.0]), activation=nd.identity)
+        for w in (0.0, 0.5, 0.52)
+    ]
+    stack = jax.tree.map(lambda *a: jnp.stack(a), *nets)
+    trace = nd.fixed_points_along(
+        stack, LINEAR_SOURCE, starts=uniform_starts(20, 3, -3.0, 3.0), match_tol=0.1
+    )
+    assert [(e.index, e.kind) for e in trace.events] == [(1, "death"), (1, "birth")]
+    assert trace.tracks == ((0,), (1,), (1,))
+    np.testing.assert_allclose(trace.landscapes[2].x[0, 0], 0.3 / 0.48, atol=1e-10)
 
 
 def hopfield_points():
