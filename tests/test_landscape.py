@@ -137,6 +137,24 @@ def test_a_point_moving_further_than_match_tol_is_a_death_and_a_birth():
     np.testing.assert_allclose(trace.landscapes[2].x[0, 0], 0.3 / 0.48, atol=1e-10)
 
 
+def test_hopf_crossing_of_a_followed_focus():
+    """A linear network whose rotating pair (a - 1) +- 2i crosses the imaginary axis
+    between a = 0.9 and a = 1.1: its one fixed point, followed, turns from a stable
+    to an unstable focus there, a Hopf event."""
+    rotation = [[[a, -2.0], [2.0, a]] for a in (0.8, 0.9, 1.1, 1.2)]
+    nets = [
+        nd.FirstOrderNetwork(block(r, 0.0), activation=nd.identity) for r in rotation
+    ]
+    stack = jax.tree.map(lambda *a: jnp.stack(a), *nets)
+    trace = nd.fixed_points_along(
+        stack, LINEAR_SOURCE, starts=uniform_starts(20, 3, -3.0, 3.0)
+    )
+    assert [(e.index, e.kind, e.tracks) for e in trace.events] == [(2, "Hopf", (0,))]
+    assert [s.kind for s in trace.landscapes] == [("stable focus",)] * 2 + [
+        ("saddle",)
+    ] * 2
+
+
 def hopfield_points():
     """The 9 fixed points (u, u, v, v), u, v in {0, +-m}, and their numbers of
     unstable directions (one per zero of u, v)."""

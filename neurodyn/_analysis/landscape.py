@@ -560,7 +560,8 @@ def _crossing(index, step, track, before: Landscape, i, after: Landscape, j):
         crossed = np.asarray(before.eigenvalues[i])[min(k0, k1) : max(k0, k1)]
     complex_pair = bool(np.any(np.abs(crossed.imag) > 0))
     kind = "Hopf" if complex_pair else "branch point"
-    return [LandscapeEvent(index, step, kind, k1 < k0, (track,), after.x[j])]
+    x = np.asarray(after.x[j])
+    return [LandscapeEvent(index, step, kind, k1 < k0, (int(track),), x)]
 
 
 def fixed_points_along(
