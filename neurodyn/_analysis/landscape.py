@@ -8,17 +8,20 @@ $$q(x) = \tfrac12\,\|F(x) - x\|^2,$$
 
 a sum of squares whose global minima ($q = 0$) are the fixed points of every
 stability (attractors, saddles, repellers) and whose other local minima are *slow
-points*, where the flow nearly stops. From many starts, $q$ is minimised by
-Levenberg-Marquardt (`optimistix.least_squares` on the residual $F(x) - x$, all
-starts batched with `jax.vmap` in one compiled program), then polished by Newton's
-method on $F(x) - x = 0$ (`optimistix.Newton`, dense LU by lineax). The results
+points*, where the flow nearly stops. From many starts, $q$ is minimised by Adam
+(optax, a learning rate decaying a hundredfold; only a vector-Jacobian product of
+the drive per step), all starts batched with `jax.vmap` in one compiled program,
+then polished by Newton's method on $F(x) - x = 0$ (the dense Newton of
+[`neurodyn.stability_along`][]; optimistix's Levenberg-Marquardt and Newton found
+the same points but took two to three times as long to compile, 15-17 s against 6-7
+s per model on a busy 2-core CPU, a cost the tests pay for every model). The results
 are deduplicated within a tolerance and each point is classified from the
 eigenvalues $\lambda$ of the linearisation $L = (-1 + \partial F/\partial x)/\tau$
 (the matrix of [`neurodyn.spectrum`][]): with $k$ the number of eigenvalues with
-$\mathrm{Re}\,\lambda > 0$, a *stable* point has $k = 0$, a *saddle* $0 < k < N$,
-an *unstable* point $k = N$; a node or a focus by whether the leading eigenvalue
-(the slowest approach, or the fastest escape) is real or complex. A saddle's
-unstable directions span the eigenvectors of its $k$ unstable eigenvalues.
+$\mathrm{Re}\,\lambda > 0$, a *stable* point has $k = 0$, a *saddle* $0 < k < N$, an
+*unstable* point $k = N$; a node or a focus by whether the leading eigenvalue (the
+slowest approach, or the fastest escape) is real or complex. A saddle's unstable
+directions span the eigenvectors of its $k$ unstable eigenvalues.
 """
 
 import dataclasses
@@ -385,12 +388,12 @@ def find_fixed_points(
     r"""Every fixed point (and slow point) of $\tau\,dx/dt = -x + F(x)$ reached from
     `starts`, with its speed, spectrum, class and unstable directions.
 
-    Minimises $q(x) = \tfrac12\|F(x) - x\|^2$ from each start by
-    Levenberg-Marquardt, polishes by Newton's method on $F(x) - x = 0$ (kept where it
-    lowers $q$), keeps the end points with $q \le$ `tol` (fixed points) or a local
-    minimum with $q \le$ `slow_tol` (slow points), merges those within `dedup_tol`
-    and classifies each from the eigenvalues of $L = (-1 + \partial F/\partial
-    x)/\tau$ (module docstring). Only `model.drive` is used: every network works.
+    Minimises $q(x) = \tfrac12\|F(x) - x\|^2$ from each start by Adam, polishes by
+    Newton's method on $F(x) - x = 0$ (kept where it lowers $q$), keeps the end
+    points with $q \le$ `tol` (fixed points) or a local minimum with $q \le$
+    `slow_tol` (slow points), merges those within `dedup_tol` and classifies each
+    from the eigenvalues of $L = (-1 + \partial F/\partial x)/\tau$ (module
+    docstring). Only `model.drive` is used: every network works.
 
     **Arguments:**
 
@@ -411,7 +414,9 @@ def find_fixed_points(
     - `dedup_tol`: end points within this distance (max norm) are one point.
     - `eig_tol`: eigenvalues with $|\mathrm{Re}\,\lambda| \le$ `eig_tol` count as
         zero (non-hyperbolic); default $\sqrt\epsilon/\tau$.
-    - `max_steps`: Levenberg-Marquardt steps allowed per start.
+    - `learning_rate`: Adam's initial learning rate (it decays a hundredfold over
+        the `max_steps` steps).
+    - `max_steps`: Adam steps per start (all of them are taken: a fixed cost).
     - `polish_steps`: Newton steps of the polish.
 
     **Returns:** a [`neurodyn.Landscape`][].
