@@ -258,3 +258,111 @@ def hessian_spectrum_along(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return ax
+
+
+# The landscape's kinds of points: colour, marker and whether the marker is filled.
+_KIND_STYLES = {
+    "stable node": ("tab:blue", "o", True),
+    "stable focus": ("tab:cyan", "o", True),
+    "saddle": ("tab:orange", "X", True),
+    "unstable node": ("tab:red", "s", True),
+    "unstable focus": ("tab:pink", "s", True),
+    "non-hyperbolic": ("tab:purple", "D", True),
+    "slow point": ("tab:grey", "o", False),
+}
+
+
+def principal_axes(states, k: int = 2):
+    """The mean and the first `k` principal directions `(N, k)` of `states` (any
+    shape `(..., N)`), by SVD of the centred states."""
+    flat = np.asarray(states).reshape(-1, np.shape(states)[-1])
+    mean = flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    axes = vt[:k].T
+    if axes.shape[1] < k:  # fewer distinct states than axes: pad with zeros
+        axes = np.pad(axes, ((0, 0), (0, k - axes.shape[1])))
+    return mean, axes
+
+
+def fixed_points(
+    ax: Axes,
+    landscape,
+    *,
+    states=None,
+    trajectories=None,
+    manifolds=None,
+    labels: dict | None = None,
+    title: str = "",
+) -> Axes:
+    """A [`neurodyn.Landscape`][] in the plane of the first two principal components
+    of the visited `states` (`(..., N)`; default the points themselves): each point
+    marked by its kind, `trajectories` (`(B, K, N)`) as thin grey lines, the saddles'
+    unstable manifolds (a [`neurodyn.UnstableManifolds`][]) as orange lines, and
+    `labels` (point index to text) written next to their points."""
+    x = np.asarray(landscape.x)
+    mean, axes = principal_axes(x if states is None else states)
+    project = lambda v: (np.asarray(v) - mean) @ axes  # noqa: E731
+    for path in [] if trajectories is None else np.asarray(trajectories):
+        ax.plot(*project(path).T, color="0.75", lw=0.6, zorder=1)
+    if manifolds is not None:
+        for k, branch in enumerate(np.asarray(manifolds.x)):
+            label = "unstable manifolds of saddles" if k == 0 else None
+            ax.plot(*project(branch).T, color="tab:orange", lw=1.2, label=label)
+    xy = project(x).reshape(-1, 2)
+    for kind, (color, marker, filled) in _KIND_STYLES.items():
+        mine = np.array([k == kind for k in landscape.kind], dtype=bool)
+        if not mine.any():
+            continue
+        ax.scatter(
+            *xy[mine].T,
+            s=70,
+            marker=marker,
+            facecolors=color if filled else "none",
+            edgecolors=color if not filled else "black",
+            linewidths=0.8,
+            label=f"{kind} ({int(mine.sum())})",
+            zorder=3,
+        )
+    for index, text in (labels or {}).items():
+        ax.annotate(
+            text, xy[index], xytext=(6, 6), textcoords="offset points", fontsize="small"
+        )
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return ax
+
+
+def landscape_along(
+    ax: Axes, trace, *, xlabel: str = "updates", title: str = ""
+) -> Axes:
+    """The numbers of attractors, saddles and slow points at every snapshot of a
+    [`neurodyn.LandscapeTrace`][], with its bifurcations (saddle-node, Hopf,
+    branch point) marked as dotted vertical lines at the snapshot where they are
+    first seen."""
+    steps = np.asarray(trace.steps)
+    counts = {
+        "attractors": trace.count("stable node", "stable focus"),
+        "saddles": trace.count("saddle"),
+        "unstable": trace.count("unstable node", "unstable focus"),
+        "slow points": trace.count("slow point"),
+    }
+    for label, values in counts.items():
+        if label in ("attractors", "saddles") or values.any():
+            ax.step(steps, values, where="post", marker=".", label=label)
+    seen = set()
+    for event in trace.events:
+        if event.kind in ("birth", "death"):
+            continue
+        label = None if event.kind in seen else event.kind
+        seen.add(event.kind)
+        color = {"saddle-node": "crimson", "Hopf": "tab:green"}.get(event.kind, "k")
+        ax.axvline(event.step, color=color, ls=":", lw=1.2, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("number of points")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax

@@ -168,6 +168,28 @@ def _without(kinds: dict, *names: str) -> dict:
 FP_KINDS = {"model": OBJECT, "fp": PATTERNS, "I": PATTERNS}
 SOLVER = nd.ODERelaxation()
 
+LANDSCAPE_KINDS = {
+    "model": OBJECT,
+    "I": PATTERNS,
+    "starts": PATTERNS,
+    "tol": POSITIVE,
+    "slow_tol": POSITIVE,
+    "dedup_tol": POSITIVE,
+    "eig_tol": POSITIVE,
+    "learning_rate": POSITIVE,
+    "max_steps": COUNT,
+    "polish_steps": COUNT,
+}
+LANDSCAPE = nd.Landscape(  # one stable point at the origin, built by hand
+    jnp.zeros((1, N)),
+    jnp.zeros(1),
+    -jnp.ones((1, N), complex),
+    jnp.eye(N, dtype=complex)[None],
+    jnp.zeros(1, int),
+    jnp.ones(1, int),
+    ("stable node",),
+)
+
 ENTRY_POINTS = {
     # Relaxation, gradients, training.
     "relax": Entry(nd.relax, (net(), I), {}, RELAX_KINDS),
@@ -544,6 +566,47 @@ ENTRY_POINTS = {
         ndd.IntegrateAndFire, (), {}, {"leak": NONNEGATIVE, "sharpness": POSITIVE}
     ),
     "LinearNonLinear": Entry(ndd.LinearNonLinear, (), {}, {"leak": NONNEGATIVE}),
+    "find_fixed_points": Entry(
+        nd.find_fixed_points, (net(), I[0]), dict(starts=X), LANDSCAPE_KINDS
+    ),
+    "fixed_points_along": Entry(
+        nd.fixed_points_along,
+        (jax.tree.map(lambda a: jnp.stack([a, a]), net()), I[0]),
+        dict(starts=X, steps=np.arange(2.0)),
+        {**_without(LANDSCAPE_KINDS, "model"), "source": OBJECT, "match_tol": POSITIVE},
+    ),
+    "starts_near": Entry(
+        nd.starts_near,
+        (X, 5),
+        {},
+        {"states": ARRAY, "count": COUNT, "noise": NONNEGATIVE},
+        accepted={("states", "extra rank"): "leading axes are batches of states"},
+    ),
+    "unstable_manifolds": Entry(
+        nd.unstable_manifolds,
+        (net(), I[0], LANDSCAPE),
+        {},
+        {
+            "model": OBJECT,
+            "I": PATTERNS,
+            "landscape": OBJECT,
+            "eps": POSITIVE,
+            "t1": POSITIVE,
+            "num_times": COUNT,
+        },
+    ),
+    "memory_landscape": Entry(
+        nd.memory_landscape,
+        (cam(), MEMORIES, LANDSCAPE),
+        {},
+        {
+            "cam": OBJECT,
+            "memories": PATTERNS,
+            "landscape": OBJECT,
+            "manifolds": OBJECT,
+            "tol": POSITIVE,
+        },
+    ),
 }
 
 # Public names that are not entry points for bad input, with the reason.
@@ -558,6 +621,10 @@ NOT_ENTRY_POINTS = {
             "Recall",
             "StabilityLoss",
             "StabilityTrace",
+            "Landscape",
+            "LandscapeEvent",
+            "LandscapeTrace",
+            "UnstableManifolds",
             "RESULTS",
             "AdamRun",
             "Adjustment",

@@ -113,6 +113,25 @@ VALUE_TESTS = {
         "train": ["test_deterministic_sgd_is_summed_gradient_descent"],
         "trajectory": ["test_trajectory_is_rk4_at_every_sampled_time"],
         "value_and_grad": ["test_gradients_match_numpy_finite_differences"],
+        "Landscape": [
+            "test_hopfield_network_stores_its_patterns_as_its_only_attractors"
+        ],
+        "LandscapeEvent": [
+            "test_saddle_node_bifurcations_are_reported_at_the_right_step"
+        ],
+        "LandscapeTrace": [
+            "test_saddle_node_bifurcations_are_reported_at_the_right_step"
+        ],
+        "UnstableManifolds": ["test_trained_cam_figure1_landscape"],
+        "find_fixed_points": ["test_two_unit_network_has_its_three_fixed_points"],
+        "fixed_points_along": [
+            "test_saddle_node_bifurcations_are_reported_at_the_right_step"
+        ],
+        "memory_landscape": [
+            "test_memory_landscape_counts_memories_saddles_and_spurious_attractors"
+        ],
+        "starts_near": ["test_starts_near_draws_visited_states_with_noise"],
+        "unstable_manifolds": ["test_trained_cam_figure1_landscape"],
     },
     ndd: {
         "AbsoluteValue": ["test_criterion_weights_equal_their_formulas"],
