@@ -6,12 +6,17 @@ import pathlib
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
+from neurodyn._demos.xor import (
+    OUTPUT,
+    PATTERN_LABELS,
+    correct,
+    xor_network,
+    xor_patterns,
+)
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
-from .xor import OUTPUT, PATTERN_LABELS, correct, xor_network, xor_patterns
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
 
 def run(out: pathlib.Path, *, small: bool = False) -> dict:
@@ -80,3 +85,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

@@ -10,9 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
 
 def run(out: pathlib.Path, *, small: bool = False) -> dict:
@@ -77,3 +76,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     write_json(out / "config.json", {"demo": "first-order", "model": model_config(net)})
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

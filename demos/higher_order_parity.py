@@ -13,9 +13,8 @@ import optax
 from jaxtyping import ArrayLike, Bool
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
 
 # Units: `bits` input units, one bias unit, one output unit (the last). No hidden
@@ -198,3 +197,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

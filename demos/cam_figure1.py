@@ -25,9 +25,8 @@ import numpy as np
 import optax
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
 
 N_VISIBLE, N_HIDDEN, N_MEMORIES = 10, 5, 4
@@ -396,3 +395,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

@@ -10,9 +10,8 @@ import numpy as np
 import optax
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
 
 # Zhu & Rosenbaum's linear model r = W r + x on 2 units. The targets are made by a
@@ -172,3 +171,9 @@ def eqx_index(models, picked):
     """The models at the snapshot indices `picked` (every array indexed)."""
     arrays, static = eqx.partition(models, eqx.is_array)
     return eqx.combine(jax.tree.map(lambda a: a[picked], arrays), static)
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)
