@@ -10,14 +10,14 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 # busy 2-core machine made dense solves and eigenvalues 30-65x slower).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale bench-certificate clean
+.PHONY: setup docs docs-quick docs-serve test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale bench-certificate clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -35,6 +35,19 @@ coverage: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/neurodyn demo cam-figure1 --out runs/demo
+
+# The documentation site, strict (any warning fails), into site/. The gallery runs
+# every demo small whose code changed since its last run (.cache/gallery): the first
+# build takes a while, later ones reuse the runs. `docs-quick` skips the demos and
+# the examples (the pages show the scripts without figures), as tests/test_docs.py.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-quick: $(STAMP)
+	NEURODYN_GALLERY=none $(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	$(VENV)/bin/mkdocs serve --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -60,4 +73,4 @@ bench-certificate: $(STAMP)
 	$(PY) benchmarks/certificate.py
 
 clean:
-	rm -rf $(VENV) .cache runs
+	rm -rf $(VENV) .cache runs site

@@ -19,20 +19,20 @@ from typing import Any
 _HERE = pathlib.Path(__file__).parent
 _CHECKOUT_DEMOS = _HERE.parents[1] / "demos"
 if not any(p.name != "__init__.py" for p in _HERE.glob("*.py")):
-    __path__.append(str(_CHECKOUT_DEMOS))  # noqa: F821 (a package's own path)
+    __path__.append(str(_CHECKOUT_DEMOS))
 
 
 def demo_files() -> dict[str, pathlib.Path]:
     """Every demo's name and file, sorted by name."""
     files = {
         path.stem.replace("_", "-"): path
-        for folder in __path__  # noqa: F821
+        for folder in __path__
         for path in pathlib.Path(folder).glob("*.py")
         if not path.name.startswith("_")
     }
     if not files:
         raise ValueError(
-            f"No demos found in {', '.join(__path__)}; reinstall neurodyn "  # noqa: F821
+            f"No demos found in {', '.join(__path__)}; reinstall neurodyn "
             "(`pip install .` from a checkout) or run from a checkout with demos/."
         )
     return dict(sorted(files.items()))
