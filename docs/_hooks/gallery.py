@@ -2,9 +2,9 @@
 metrics of a small run (`neurodyn demo NAME --small`) and the script itself.
 
 The figures come from the current code: each demo runs into `.cache/gallery/NAME`,
-and a run is reused only while the fingerprint of the code that made it (every `.py`
-file of `neurodyn/` and `demos/`, and the JAX version) is unchanged. The environment
-variable `NEURODYN_GALLERY` chooses what runs: `all` (the default: every demo whose
+and a run is reused only while the fingerprint of the code that made it (the syntax
+of every `.py` file of `neurodyn/` and `demos/`, and the JAX version) is unchanged.
+The environment variable `NEURODYN_GALLERY` chooses what runs: `all` (the default: every demo whose
 run is missing or stale), `none` (no demo runs; the pages show the scripts without
 figures, as in the quick strict build of tests/test_docs.py) or a comma-separated
 list of demo names.
@@ -43,13 +43,17 @@ def _demo_files() -> dict[str, pathlib.Path]:
 
 
 def code_fingerprint() -> str:
-    """sha256 of the code that makes a run: neurodyn/ and demos/, and JAX's version."""
+    """sha256 of the code that makes a run: the syntax trees of every `.py` file of
+    neurodyn/ and demos/ (so comments, such as a demo's Markdown cells, and
+    formatting do not count) and JAX's version."""
+    import ast
+
     import jax
 
     digest = hashlib.sha256(jax.__version__.encode())
     for path in sorted([*ROOT.glob("neurodyn/**/*.py"), *ROOT.glob("demos/*.py")]):
         digest.update(str(path.relative_to(ROOT)).encode())
-        digest.update(path.read_bytes())
+        digest.update(ast.dump(ast.parse(path.read_bytes())).encode())
     return digest.hexdigest()
 
 
