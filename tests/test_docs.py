@@ -80,7 +80,8 @@ def test_every_demo_has_a_gallery_page(site):
     for name, path in demo_files().items():
         page = (out / "gallery" / name / "index.html").read_text()
         # the script is on its page (its `run` definition, highlighted)
-        assert re.search(r"def</span>(<span class=\"w\"> </span>)?<span class=\"nf\">run<", page), name
+        run = r'def</span>(<span class="w"> </span>)?<span class="nf">run<'
+        assert re.search(run, page), name
 
 
 def test_no_page_loads_anything_from_the_network(site):

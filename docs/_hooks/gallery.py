@@ -4,10 +4,10 @@ metrics of a small run (`neurodyn demo NAME --small`) and the script itself.
 The figures come from the current code: each demo runs into `.cache/gallery/NAME`,
 and a run is reused only while the fingerprint of the code that made it (the syntax
 of every `.py` file of `neurodyn/` and `demos/`, and the JAX version) is unchanged.
-The environment variable `NEURODYN_GALLERY` chooses what runs: `all` (the default: every demo whose
-run is missing or stale), `none` (no demo runs; the pages show the scripts without
-figures, as in the quick strict build of tests/test_docs.py) or a comma-separated
-list of demo names.
+The environment variable `NEURODYN_GALLERY` chooses what runs: `all` (the default:
+every demo whose run is missing or stale), `none` (no demo runs; the pages show the
+scripts without figures, as in the quick strict build of tests/test_docs.py) or a
+comma-separated list of demo names.
 
 The same holds for the worked examples of `docs/examples/`: a page that contains the
 line `<!-- run: examples/NAME.py -->` shows there what `python NAME.py` printed and
