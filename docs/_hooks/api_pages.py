@@ -81,7 +81,7 @@ def on_config(config):
     for namespace, sections in objects.items():
         entries.append(
             {
-                f"`{namespace}`": [
+                namespace: [
                     {title: [{name: page} for name, page, _ in pages]}
                     for title, pages in sections.items()
                 ]

@@ -15,7 +15,8 @@ the figures it saved, from a run in `.cache/gallery/examples/NAME` (unless
 `NEURODYN_GALLERY=none`).
 
 A script may be written in cells: `# %% [markdown]` starts a block of `# ` comment
-lines rendered as Markdown, `# %%` starts a code cell."""
+lines rendered as Markdown, `# %%` starts a code cell (at any indentation, so cells
+may split the body of `run`)."""
 
 import hashlib
 import json
@@ -162,12 +163,13 @@ def script_cells(source: str) -> list[str]:
         lines = lines[tree.body[0].end_lineno :]
     blocks: list[tuple[str, list[str]]] = [("code", [])]
     for line in lines:
-        if line.startswith("# %% [markdown]"):
+        stripped = line.strip()
+        if stripped.startswith("# %% [markdown]"):
             blocks.append(("markdown", []))
-        elif line.startswith("# %%"):
+        elif stripped.startswith("# %%"):
             blocks.append(("code", []))
-        elif blocks[-1][0] == "markdown":
-            blocks[-1][1].append(line.removeprefix("#").removeprefix(" "))
+        elif blocks[-1][0] == "markdown":  # cells may sit inside `run`, indented
+            blocks[-1][1].append(stripped.removeprefix("#").removeprefix(" "))
         else:
             blocks[-1][1].append(line)
     out = []
