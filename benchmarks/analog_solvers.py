@@ -63,9 +63,8 @@ from _machine import machine  # noqa: E402
 # Versions printed with the machine.
 PACKAGES = ["jax", "diffrax", "equinox", "optimistix"]
 
-from neurodyn._demos.xor import xor_network, xor_patterns  # noqa: E402
-
 import neurodyn as nd  # noqa: E402
+from neurodyn._demos.xor import xor_network, xor_patterns  # noqa: E402
 
 
 def chord() -> optx.AbstractRootFinder:
