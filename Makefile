@@ -39,7 +39,8 @@ demo: $(STAMP)
 # The documentation site, strict (any warning fails), into site/. The gallery runs
 # every demo small whose code changed since its last run (.cache/gallery): the first
 # build takes a while, later ones reuse the runs. `docs-quick` skips the demos and
-# the examples (the pages show the scripts without figures), as tests/test_docs.py.
+# the examples (the pages show the scripts without figures), as tests/test_docs.py;
+# so does `docs-serve` unless NEURODYN_GALLERY is set (a reload would re-run them).
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
@@ -47,7 +48,7 @@ docs-quick: $(STAMP)
 	NEURODYN_GALLERY=none $(VENV)/bin/mkdocs build --strict --site-dir site
 
 docs-serve: $(STAMP)
-	$(VENV)/bin/mkdocs serve --strict
+	NEURODYN_GALLERY=$${NEURODYN_GALLERY:-none} $(VENV)/bin/mkdocs serve --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
