@@ -167,3 +167,12 @@ def test_gallery_embeds_a_current_run(tmp_path):
     finally:
         sys.path.pop(0)
     assert stamp == code_fingerprint()
+
+
+def test_getting_started_shows_the_example_code(site):
+    out, _ = site
+    page = (out / "getting_started" / "index.html").read_text()
+    code = (REPO / "docs" / "examples" / "first_example.py").read_text()
+    assert "8&lt;" not in page  # no unexpanded include
+    for name in re.findall(r"nd\.(\w+)\(", code):  # every call of the example
+        assert f'<span class="n">{name}</span>' in page, name

@@ -10,6 +10,7 @@ scripts without figures, as in the quick strict build of tests/test_docs.py) or 
 comma-separated list of demo names.
 
 The same holds for the worked examples of `docs/examples/`: a page that contains the
+line `<!-- source: examples/NAME.py -->` shows the code there, and one with the
 line `<!-- run: examples/NAME.py -->` shows there what `python NAME.py` printed and
 the figures it saved, from a run in `.cache/gallery/examples/NAME` (unless
 `NEURODYN_GALLERY=none`).
@@ -284,6 +285,16 @@ def _example_output(match: re.Match) -> str:
     )
 
 
+_SOURCE_MARKER = re.compile(r"^<!-- source: examples/(\S+\.py) -->$", re.MULTILINE)
+
+
+def _example_source(match: re.Match) -> str:
+    text = (ROOT / "docs" / "examples" / match.group(1)).read_text().rstrip()
+    return f"```python\n{text}\n```"
+
+
 def on_page_markdown(markdown, page, config, files):
-    """Put the output of each example where its page says so (`<!-- run: ... -->`)."""
+    """Put each example's code where its page says `<!-- source: examples/NAME.py -->`
+    and its output where it says `<!-- run: examples/NAME.py -->`."""
+    markdown = _SOURCE_MARKER.sub(_example_source, markdown)
     return _RUN_MARKER.sub(_example_output, markdown)
