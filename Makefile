@@ -10,14 +10,14 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 # busy 2-core machine made dense solves and eigenvalues 30-65x slower).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale bench-certificate bench-landscape clean
+.PHONY: setup docs docs-quick docs-serve test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale bench-certificate bench-landscape clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -35,6 +35,20 @@ coverage: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/neurodyn demo cam-figure1 --out runs/demo
+
+# The documentation site, strict (any warning fails), into site/. The gallery runs
+# every demo small whose code changed since its last run (.cache/gallery): the first
+# build takes a while, later ones reuse the runs. `docs-quick` skips the demos and
+# the examples (the pages show the scripts without figures), as tests/test_docs.py;
+# so does `docs-serve` unless NEURODYN_GALLERY is set (a reload would re-run them).
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-quick: $(STAMP)
+	NEURODYN_GALLERY=none $(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	NEURODYN_GALLERY=$${NEURODYN_GALLERY:-none} $(VENV)/bin/mkdocs serve --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -64,4 +78,4 @@ bench-landscape: $(STAMP)
 	$(PY) benchmarks/landscape.py
 
 clean:
-	rm -rf $(VENV) .cache runs
+	rm -rf $(VENV) .cache runs site

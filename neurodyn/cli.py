@@ -9,6 +9,8 @@ import argparse
 import json
 import pathlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from ._runs import (
     check_run_folder,
@@ -24,24 +26,37 @@ from ._runs import (
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demos import DEMOS
+    from ._demos import demo_files, load, summary
 
     if args.list or args.name is None:
-        for name, run in DEMOS.items():
-            doc = " ".join((sys.modules[run.__module__].__doc__ or "").split())
-            print(f"{name:26s} {doc.split(': ', 1)[-1].split('. ')[0]}")
+        for name, path in demo_files().items():
+            print(f"{name:26s} {summary(path)}")
         return 0
-    if args.name not in DEMOS:
-        raise ValueError(
-            f"Unknown demo {args.name!r}; `neurodyn demo --list` lists: "
-            f"{', '.join(DEMOS)}."
-        )
-    out = check_writable(pathlib.Path(args.out or f"runs/{args.name}"))
-    with staged_folder(out) as stage:
-        metrics = DEMOS[args.name](stage, small=args.small)
+    return _run_demo(args.name, load(args.name), args.out, args.small)
+
+
+def _run_demo(
+    name: str, run: Callable[..., dict[str, Any]], out: str | None, small: bool
+) -> int:
+    """Run a demo into the run folder `out` (default `runs/NAME`), staged so that a
+    failed run leaves no half-written folder, and print its metrics."""
+    folder = check_writable(pathlib.Path(out or f"runs/{name}"))
+    with staged_folder(folder) as stage:
+        metrics = run(stage, small=small)
     print(json.dumps(jsonable(metrics), indent=2))
-    print(f"Run folder: {out}")
+    print(f"Run folder: {folder}")
     return 0
+
+
+def demo_script(run: Callable[..., dict[str, Any]], file: str) -> None:
+    """The command line of a demo script, `python demos/NAME.py [--out DIR]
+    [--small]`: the same run folder as `neurodyn demo NAME`. Exits the process."""
+    name = pathlib.Path(file).stem.replace("_", "-")
+    parser = argparse.ArgumentParser(prog=f"python {file}", description=name)
+    parser.add_argument("--out", help=f"run folder to write (default runs/{name})")
+    parser.add_argument("--small", action="store_true", help="a quick, smaller version")
+    args = parser.parse_args()
+    sys.exit(_guarded(lambda: _run_demo(name, run, args.out, args.small)))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -130,10 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("folder")
     plot.set_defaults(handler=_plot)
     args = parser.parse_args(argv)
+    return _guarded(lambda: args.handler(args))
+
+
+def _guarded(command: Callable[[], int]) -> int:
+    """Run a command; bad input, a damaged file or a failed write is reported in one
+    line, without a traceback."""
     try:
-        return args.handler(args)
+        return command()
     except (ValueError, TypeError, OSError) as e:
-        # Bad input, a damaged file or a failed write: one line, no traceback.
         message = " ".join(str(e).split())
         print(f"neurodyn: error: {message}", file=sys.stderr)
         return 2

@@ -287,3 +287,18 @@ def test_demo_counts_only_attractors_the_dynamics_hold(demo_run):
         residual, leading = numpy_slave_leading_eigenvalue(params["weights"], x)
         assert residual < 1e-5
         assert leading < 0, leading
+
+
+@pytest.mark.slow
+def test_demo_landscape_holds_the_memories_and_the_saddles_between_them(demo_run):
+    """The demo's landscape (docs/landscape.md, small run): the 4 memories are stable
+    fixed points, no spurious attractor, 5 saddles, each one-direction saddle
+    between two different memories."""
+    _, metrics, _, _ = demo_run
+    landscape = metrics["landscape"]
+    assert landscape["memory_is_attractor"] == [True] * 4
+    assert landscape["memories_stored"] == 4
+    assert landscape["spurious_attractors"] == 0
+    assert landscape["saddles"] == 5
+    for pair in landscape["saddle_connections"]:
+        assert len(pair) == 2 and pair[0] != pair[1]

@@ -1,7 +1,9 @@
 """Each demo runs (small) into a run folder whose numbers recompute in plain NumPy."""
 
+import ast
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from neurodyn._demos import demo_files
 from neurodyn.cli import main
 
 from .helpers import run_demo
@@ -188,3 +191,93 @@ def test_stability_demo_in_float32_as_users_run_it(tmp_path):
     assert lost["crossing"] == pytest.approx(17.75, abs=0.01)
     for key in ("hessian_min_eigenvalue_end", "hessian_max_eigenvalue_end"):
         assert metrics[key] == pytest.approx(6.835, abs=2e-3)
+
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_every_demo_file_keeps_the_demo_contract():
+    """Each demos/NAME.py is listed under NAME, opens with `Demo `NAME`: ...`, defines
+    `run(out, *, small=False)` and runs itself through `demo_script` (what `neurodyn
+    demo` and the gallery rely on)."""
+    files = {p.stem.replace("_", "-"): p for p in (REPO / "demos").glob("[!_]*.py")}
+    assert len(files) >= 11
+    assert demo_files() == {n: files[n] for n in sorted(files)}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text())
+        assert ast.get_docstring(tree).startswith(f"Demo `{name}`: "), name
+        (run,) = [f for f in tree.body if getattr(f, "name", None) == "run"]
+        assert [a.arg for a in run.args.args] == ["out"], name
+        assert [a.arg for a in run.args.kwonlyargs] == ["small"], name
+        assert ast.literal_eval(run.args.kw_defaults[0]) is False, name
+        assert ast.unparse(tree.body[-1]).endswith("demo_script(run, __file__)"), name
+
+
+@pytest.mark.slow
+def test_demo_script_and_cli_write_the_same_run_folder(tmp_path):
+    """`python demos/NAME.py --out D` and `neurodyn demo NAME --out D`: same files,
+    same arrays and metrics (timings aside)."""
+    runs = {"script": tmp_path / "script", "cli": tmp_path / "cli"}
+    commands = {
+        "script": [sys.executable, str(REPO / "demos" / "first_order.py")],
+        "cli": [sys.executable, "-m", "neurodyn.cli", "demo", "first-order"],
+    }
+    for how, out in runs.items():
+        done = subprocess.run(
+            [*commands[how], "--small", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    script, cli = runs["script"], runs["cli"]
+    names = sorted(p.name for p in script.iterdir())
+    assert names == sorted(p.name for p in cli.iterdir())
+    assert {"config.json", "metrics.json", "params.npz", "relaxation.png"} <= set(names)
+    for npz in script.glob("*.npz"):
+        a, b = np.load(npz), np.load(cli / npz.name)
+        assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    for json_file in ("config.json", "metrics.json"):
+        a, b = (json.loads((run / json_file).read_text()) for run in (script, cli))
+        a.pop("gradient_seconds", None), b.pop("gradient_seconds", None)
+        assert a == b
+
+
+@pytest.mark.slow
+def test_demo_list_from_a_non_editable_install(tmp_path):
+    """`pip install .` into a fresh venv (a wheel: no checkout on the path) still
+    lists every demo of demos/, from the copies inside the installed package."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    done = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    code = "import neurodyn._demos as d; print(*d.__path__)"
+    where = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert where.stdout.strip() == str(
+        venv
+        / "lib"
+        / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        / "site-packages"
+        / "neurodyn"
+        / "_demos"
+    )
+    listed = subprocess.run(
+        [venv / "bin" / "neurodyn", "demo", "--list"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
+    names = [line.split()[0] for line in listed.splitlines()]
+    assert names == sorted(
+        p.stem.replace("_", "-") for p in REPO.glob("demos/[!_]*.py")
+    )

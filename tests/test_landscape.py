@@ -366,7 +366,7 @@ def test_trained_cam_figure1_landscape():
     memories are stable fixed points, every saddle has the unstable directions its
     spectrum says, and the saddles' unstable manifolds (integrated, and relaxed
     from) end on attractors."""
-    from neurodyn._demos import cam_figure1 as demo  # moving to demos/ (the lead)
+    from neurodyn._demos import cam_figure1 as demo  # demos/cam_figure1.py
 
     T = demo.memories()
     I = np.zeros_like(T)

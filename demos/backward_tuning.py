@@ -20,9 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import neurodyn.discrete as ndd
-
-from .. import plot
-from .._runs import write_json
+from neurodyn import plot
+from neurodyn._runs import write_json
 
 
 UNITS = {
@@ -357,3 +356,9 @@ def benchmark(out: pathlib.Path, *, small: bool) -> dict:
     (out / "tables.md").write_text(markdown(metrics))
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

@@ -10,11 +10,19 @@ import numpy as np
 import optax
 
 import neurodyn as nd
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
 
+# %% [markdown]
+# ## A target close to the stability boundary
+#
+# Zhu & Rosenbaum's linear rate network $\tau\dot r = -r + W r + x$ on 2 units.
+# The targets are the fixed points of a ground truth $W^*$ whose Jacobian
+# $(-1 + W^*)/\tau$ has eigenvalues $-0.15 \pm 0.6i$: stable, but close to the
+# imaginary axis.
 
+# %%
 # Zhu & Rosenbaum's linear model r = W r + x on 2 units. The targets are made by a
 # ground truth W* = 0.85 + 0.6 R (R a quarter turn), whose Jacobian (-1 + W*) has
 # eigenvalues -0.15 +- 0.6i: the optimum sits close to the stability boundary.
@@ -44,6 +52,18 @@ def as_pair(value) -> list[float]:
     return [value.real, value.imag]
 
 
+# %% [markdown]
+# ## Two learning rates, watched by a stability monitor
+#
+# Gradient descent from $W = 0$ with $\eta = 0.2$ and $\eta = 0.6$.
+# `nd.StabilityMonitor` follows the leading eigenvalue of the linearisation at each
+# update's fixed point and, with `on_loss="stop"`, ends a run whose fixed point
+# loses stability: a real eigenvalue crossing zero (saddle-node) or a complex pair
+# crossing the imaginary axis (Hopf). With the larger rate the weights overshoot
+# the boundary.
+
+
+# %%
 def run(out: pathlib.Path, *, small: bool = False) -> dict:
     I, T = patterns()
     start = nd.RateNetwork(np.zeros((2, 2)), activation="identity")
@@ -66,6 +86,15 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     traces = {eta: monitors[eta].trace() for eta in ETAS}
     label = {eta: f"SGD $\\eta$ = {eta}" for eta in ETAS}
 
+    # %% [markdown]
+    # ## Figures
+    #
+    # The leading eigenvalue along learning with the update where stability was
+    # lost; the error curves; the forward and adjoint spectra at the end of each
+    # run (Almeida: they coincide); and the Hessian spectrum of $E$ along the
+    # stable run.
+
+    # %%
     fig, (ax_lead, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     plot.leading_eigenvalue_along(
         ax_lead,
@@ -172,3 +201,9 @@ def eqx_index(models, picked):
     """The models at the snapshot indices `picked` (every array indexed)."""
     arrays, static = eqx.partition(models, eqx.is_array)
     return eqx.combine(jax.tree.map(lambda a: a[picked], arrays), static)
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

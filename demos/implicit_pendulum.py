@@ -16,9 +16,8 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import write_json
+from neurodyn import plot
+from neurodyn._runs import write_json
 
 
 DT = 0.1  # sampling step of the trajectory, as in the paper
@@ -291,3 +290,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

@@ -20,9 +20,8 @@ from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
 
 CLASSES = 10
@@ -286,3 +285,9 @@ def _figure(out, results, rates):
     axes[0, 0].set_ylabel("loss")
     axes[1, 0].set_ylabel("accuracy")
     plot.save(fig, out / "learning_curves.png")
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

@@ -13,11 +13,20 @@ import optax
 from jaxtyping import ArrayLike, Bool
 
 import neurodyn as nd
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
 
+# %% [markdown]
+# ## Parity without hidden units
+#
+# XOR (2 bits) and 3-bit parity are not linearly separable: a first-order network
+# without hidden units cannot solve them. Pineda's higher-order units (eqs 21-27)
+# sum products of activities, $u_i = \sum w_{ij\dots l}\, f(x_j)\cdots f(x_l)$, so an
+# order-$n$ output unit computes $g$ of a polynomial of degree at most $n$ in the
+# inputs, which is enough for $n$-bit parity.
 
+# %%
 # Units: `bits` input units, one bias unit, one output unit (the last). No hidden
 # units. The input and bias units are pure inputs: their incoming weights are zero
 # and never trained, so they settle at x = g(0) + I = 1/2 + I. The sources are
@@ -120,6 +129,15 @@ def outcome(net, I, T) -> dict:
     }
 
 
+# %% [markdown]
+# ## Training every order on every task
+#
+# Each network learns by SGD through `nd.train` in chunks of `CHUNK` updates; a
+# task counts as solved when every output is on its target's side of 0.5 by
+# `MARGIN`.
+
+
+# %%
 def run(out: pathlib.Path, *, small: bool = False) -> dict:
     steps = 100 if small else 400
     metrics, curves, outputs, data = {}, {}, {}, {}
@@ -151,6 +169,13 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
         stopped = ", stopped: relaxation failed" if failures[task, order] else ""
         return f"{names[order]} ($n$ = {order}){stopped}"
 
+    # %% [markdown]
+    # ## The figure
+    #
+    # Top, the error along learning for each order; bottom, the output of each
+    # pattern at the fixed point of the trained networks beside its target.
+
+    # %%
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for column, task in enumerate(TASKS):
         plot.learning_curves(
@@ -198,3 +223,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

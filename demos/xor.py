@@ -9,13 +9,20 @@ import numpy as np
 import optax
 
 import neurodyn as nd
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
 
+# %% [markdown]
+# ## The network and the patterns
+#
+# Seven units obeying Pineda's eq 1, $dx_i/dt = -x_i + g(\sum_j w_{ij} x_j) + I_i$:
+# units 0 and 1 carry the XOR inputs, unit 2 is a bias input ($I_2 = 1$ on every
+# pattern), units 3-5 are hidden and unit 6 is the output. Every unit is connected
+# to every unit, so the network is recurrent. The target of the output unit is 0.9
+# where the two inputs differ and 0.1 where they agree.
 
-# Units: 0, 1 carry the XOR inputs, 2 is a bias input (I = 1 on every pattern),
-# 3-5 are hidden, 6 is the output. Every unit is connected to every unit.
+# %%
 N_UNITS, OUTPUT = 7, 6
 INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 PATTERN_LABELS = ["00", "01", "10", "11"]
@@ -44,6 +51,17 @@ def correct(outputs, targets) -> int:
     return int(np.sum((np.asarray(outputs) > 0.5) == (np.asarray(targets) > 0.5)))
 
 
+# %% [markdown]
+# ## Learning, deterministic and stochastic
+#
+# `nd.train` relaxes every pattern to its fixed point $x^*$, takes
+# $\partial E/\partial W$ by recurrent backpropagation (the error signal $y$ relaxed
+# by the backward dynamics) and applies one SGD step. The deterministic mode sums
+# the gradient over the four patterns at each update (eq 19); the stochastic mode
+# draws one pattern per update (eq 20), so it needs more updates.
+
+
+# %%
 def run(out: pathlib.Path, *, small: bool = False) -> dict:
     I, T = xor_patterns()
     net = xor_network()
@@ -67,6 +85,14 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     }
     targets = T[:, OUTPUT]
 
+    # %% [markdown]
+    # ## The figure
+    #
+    # Left, the total error $E_{\text{total}} = \sum_a E[a]$ along learning for both
+    # modes; right, the output unit at the fixed point of the learned network for
+    # each pattern, beside its target.
+
+    # %%
     fig, (ax_curve, ax_out) = plt.subplots(1, 2, figsize=(11, 4))
     plot.learning_curves(
         ax_curve,
@@ -85,6 +111,15 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     )
     plot.save(fig, out / "learning_curves.png")
 
+    # %% [markdown]
+    # ## The run folder
+    #
+    # The learned weights (`params.npz`, the deterministic run;
+    # `params_stochastic.npz`), the patterns (`data.npz`), the learning curves
+    # (`history.npz`) and the headline numbers (`metrics.json`): enough to recompute
+    # the outputs without neurodyn (`tests/test_demos.py` does, in NumPy).
+
+    # %%
     trained = results["deterministic"].model
     np.savez(out / "params.npz", **model_arrays(trained))
     np.savez(out / "params_stochastic.npz", **model_arrays(results["stochastic"].model))
@@ -117,3 +152,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

@@ -25,9 +25,8 @@ import numpy as np
 import optax
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
+from neurodyn import plot
+from neurodyn._runs import model_arrays, model_config, write_json
 
 
 N_VISIBLE, N_HIDDEN, N_MEMORIES = 10, 5, 4
@@ -289,6 +288,40 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     sigmas, by_noise = recall_vs_noise(trained, T, trials, rng)
     basins = random_starts(trained, T, num_random, rng)
 
+    # %% [markdown]
+    # The attractor landscape of the trained slave: every fixed point reached by
+    # minimising q(x) = |F(x) - x|^2 / 2 from random starts and from noisy copies of
+    # the memories (`nd.find_fixed_points`), classified by its spectrum. The saddles
+    # between memories are the points the slave's jumps in figure 1 pass by; a
+    # relaxation from each saddle along its unstable directions
+    # (`nd.unstable_manifolds`) says which memories it separates.
+    # %%
+    bias = np.zeros(N_UNITS)
+    starts = np.concatenate(
+        [
+            rng.uniform(0.0, 1.0, size=(num_random, N_UNITS)),
+            nd.starts_near(nd.memory_start(trained, T), 100, noise=0.1),
+        ]
+    )
+    landscape = nd.find_fixed_points(trained, bias, starts=starts)
+    manifolds = nd.unstable_manifolds(trained, bias, landscape)
+    summary = nd.memory_landscape(trained, T, landscape, manifolds=manifolds)
+    labels = {
+        i: f"memory {a}"
+        for i, a in enumerate(summary.pop("memory_of_point"))
+        if a >= 0
+    }
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    plot.fixed_points(
+        ax,
+        landscape,
+        states=manifolds.x,
+        manifolds=manifolds,
+        labels=labels,
+        title="the slave's fixed points and the saddles between memories",
+    )
+    plot.save(fig, out / "landscape.png")
+
     fig, (ax_known, ax_noise, ax_random) = plt.subplots(1, 3, figsize=(15, 4.3))
     plot.outcome_rates(
         ax_known,
@@ -393,6 +426,13 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
             for s, v in zip(sigmas, by_noise["correct memory"])
         },
         "random_starts": basins,
+        "landscape": summary,
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

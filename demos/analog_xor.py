@@ -8,12 +8,31 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import neurodyn as nd
+from neurodyn import plot
+from neurodyn._demos.xor import (
+    OUTPUT,
+    PATTERN_LABELS,
+    correct,
+    xor_network,
+    xor_patterns,
+)
+from neurodyn._runs import model_arrays, model_config, write_json
 
-from .. import plot
-from .._runs import model_arrays, model_config, write_json
-from .xor import OUTPUT, PATTERN_LABELS, correct, xor_network, xor_patterns
+
+# %% [markdown]
+# ## One ODE for activity, error signals and weights
+#
+# The network and patterns of the `xor` demo. Instead of alternating relaxations
+# and weight updates, `nd.analog_learning` integrates the whole analog learning
+# system: the activities of every pattern, $\tau\dot x_a = -x_a + F(x_a)$ (eq 1),
+# their error signals, $\tau\dot z_a = -z_a + A^T z_a + J_a$ with
+# $A = \partial F/\partial x$ (eqs 15-17), and the weights,
+# $\dot W = \eta \sum_a (\partial F/\partial W)^T z_a$, on the slower time scale
+# set by $\eta$ (see the Theory page, "Analog learning on two time scales"). The
+# method (the full ODE or the slow manifold) is picked from $\eta\tau$.
 
 
+# %%
 def run(out: pathlib.Path, *, small: bool = False) -> dict:
     I, T = xor_patterns()
     net = xor_network()
@@ -23,6 +42,14 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     outputs = np.asarray(nd.relax(final, I, throw=True).x[:, OUTPUT])
     ts = np.asarray(run_.ts)
 
+    # %% [markdown]
+    # ## The figure
+    #
+    # The error at the fixed points and that of the instantaneous state $x(t)$;
+    # the output unit of each pattern moving to its target; the error signals
+    # decaying as the error vanishes; and a few weights on their slow trajectory.
+
+    # %%
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     plot.learning_curves(
         axes[0, 0],
@@ -80,3 +107,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

@@ -11,9 +11,8 @@ import numpy as np
 import optax
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import write_json
+from neurodyn import plot
+from neurodyn._runs import write_json
 
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
@@ -226,3 +225,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)

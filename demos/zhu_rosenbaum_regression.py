@@ -17,9 +17,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import neurodyn as nd
-
-from .. import plot
-from .._runs import write_json
+from neurodyn import plot
+from neurodyn._runs import write_json
 
 
 N, M = 100, 50  # units; patterns (m < N: overparameterised)
@@ -403,3 +402,9 @@ def _angles_figure(out, angles):
         ax.set_title(f"{start} start, $\\eta$ = {REFERENCE_RATE:g}")
         ax.legend(fontsize="small")
     plot.save(fig, out / "angles.png")
+
+
+if __name__ == "__main__":
+    from neurodyn.cli import demo_script
+
+    demo_script(run, __file__)
