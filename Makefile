@@ -10,7 +10,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 # busy 2-core machine made dense solves and eigenvalues 30-65x slower).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale bench-certificate clean
+.PHONY: setup test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale bench-certificate bench-processes clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,10 @@ bench-analog-scale: $(STAMP)
 
 bench-certificate: $(STAMP)
 	$(PY) benchmarks/certificate.py
+
+# Training updates over 1, 2 and 4 local processes (jax.distributed, gloo).
+bench-processes: $(STAMP)
+	$(PY) benchmarks/processes.py
 
 clean:
 	rm -rf $(VENV) .cache runs

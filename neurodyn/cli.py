@@ -53,6 +53,7 @@ def _train(args: argparse.Namespace) -> int:
         command = ["train", "--config", args.config, "--out", args.out]
         return spawn(command + ["--resume"] * args.resume, args.processes)
     import jax
+    from jax.experimental import multihost_utils
 
     from ._config import check_same_run, load_config
     from ._sweep import expand_sweep
@@ -73,6 +74,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume and marker.exists():
         check_same_run(load_config(marker), config, out)
     runs = list(expand_sweep(config).items())
+    # Every process has checked `out` before process 0 writes into it.
+    multihost_utils.sync_global_devices("neurodyn train: sweep folder checked")
     if jax.process_index() == 0:
         out.mkdir(parents=True, exist_ok=True)
         write_json(marker, config)

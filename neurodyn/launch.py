@@ -14,16 +14,11 @@ runs it; `jax.devices()` then lists the devices of all processes, and
 """
 
 import argparse
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-
-
-# How long stopped processes get to exit after SIGTERM before SIGKILL.
-_GRACE_SECONDS = 5.0
 
 
 def free_port() -> int:
@@ -34,24 +29,28 @@ def free_port() -> int:
 
 
 def _stop(children: Sequence[subprocess.Popen]) -> None:
-    """SIGTERM every child still running, SIGKILL those that outlive the grace."""
-    running = [c for c in children if c.poll() is None]
-    for child in running:
-        child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + _GRACE_SECONDS
-    for child in running:
-        try:
-            child.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+    """Kill every child still running and reap it. SIGKILL, because a process in
+    `jax.distributed` treats SIGTERM as a preemption notice and carries on; every
+    file neurodyn writes is replaced atomically, so a kill leaves no torn file."""
+    for child in children:
+        if child.poll() is None:
             child.kill()
-            child.wait()
+        child.wait()
 
 
 def spawn(
-    command: Sequence[str], processes: int, *, timeout: float | None = None
+    command: Sequence[str],
+    processes: int,
+    *,
+    timeout: float | int | None = None,
+    program: Sequence[str] = ("-m", "neurodyn.launch"),
 ) -> int:
     """Run the `neurodyn` command line `command` in `processes` local processes joined
     by `jax.distributed` (coordinator on 127.0.0.1), and wait for them.
+
+    Each process runs `python PROGRAM --coordinator A --num-processes K
+    --process-id I COMMAND...`; `program` (default this module) may name another
+    script that takes these options, e.g. a benchmark.
 
     Returns 0 if every process succeeded, else the exit code of the first that
     failed (the others are then stopped). The processes are always stopped on the way
@@ -67,8 +66,7 @@ def spawn(
                 subprocess.Popen(
                     [
                         sys.executable,
-                        "-m",
-                        "neurodyn.launch",
+                        *program,
                         "--coordinator",
                         address,
                         "--num-processes",
