@@ -52,9 +52,10 @@ def spawn(
     --process-id I COMMAND...`; `program` (default this module) may name another
     script that takes these options, e.g. a benchmark.
 
-    Returns 0 if every process succeeded, else the exit code of the first that
-    failed (the others are then stopped). The processes are always stopped on the way
-    out: on a failure, on Ctrl-C, or after `timeout` seconds (exit code 124).
+    Returns 0 if every process succeeded, else the exit code of one that failed
+    (the lowest process id among those seen failing). The processes are always
+    stopped on the way out: on a failure, on Ctrl-C, or after `timeout` seconds
+    (exit code 124).
     """
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"`--processes` must be a positive integer, got {processes}.")
