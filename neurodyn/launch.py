@@ -21,6 +21,12 @@ import time
 from collections.abc import Sequence
 
 
+# At exit a process waits for every other to finish (JAX's shutdown barrier; it
+# aborts after JAX's default of 300 s). The processes of a sweep finish their shares
+# of runs at different times: let the early ones wait as long as a sweep may last.
+_SHUTDOWN_WAIT_SECONDS = 7 * 24 * 3600
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now (for the local coordinator)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -106,13 +112,15 @@ def initialize(
     """Join the multi-process run: `jax.distributed.initialize`, before any other
     JAX call. Arguments left None are found by JAX (SLURM, Open MPI, or
     `JAX_COORDINATOR_ADDRESS`). CPU devices talk over gloo (JAX's default CPU
-    collectives)."""
+    collectives). A process that is done waits at exit for the others (up to a
+    week), since a sweep's processes finish at different times."""
     import jax
 
     jax.distributed.initialize(
         coordinator_address=coordinator,
         num_processes=num_processes,
         process_id=process_id,
+        shutdown_timeout_seconds=_SHUTDOWN_WAIT_SECONDS,
     )
 
 
