@@ -10,7 +10,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 # busy 2-core machine made dense solves and eigenvalues 30-65x slower).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup docs docs-quick docs-serve test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale bench-certificate bench-landscape clean
+.PHONY: setup docs docs-quick docs-serve test test-slow coverage demo lint bench bench-peers bench-analog bench-analog-scale bench-certificate bench-landscape bench-processes clean
 
 setup: $(STAMP)
 
@@ -76,6 +76,10 @@ bench-certificate: $(STAMP)
 # nd.find_fixed_points: 1000 starts on a 100-unit network.
 bench-landscape: $(STAMP)
 	$(PY) benchmarks/landscape.py
+
+# Training updates over 1, 2 and 4 local processes (jax.distributed, gloo).
+bench-processes: $(STAMP)
+	$(PY) benchmarks/processes.py
 
 clean:
 	rm -rf $(VENV) .cache runs site

@@ -33,6 +33,7 @@ SCHEMA = {
     "method": (str, False, sorted(METHODS)),
     "seed": (int, False, None),
     "checkpoint_every": (int, False, None),
+    "sweep": (dict, False, None),
 }
 MODEL_SCHEMA = {
     "class": (str, False, sorted(MODEL_CLASSES)),
@@ -86,6 +87,11 @@ def load_config(path: pathlib.Path) -> dict:
         raise ValueError(f"Config file {str(path)!r} is not valid JSON: {e}.") from None
     except OSError as e:
         raise ValueError(f"Config file {str(path)!r} cannot be read: {e}.") from None
+    return check_config(content)
+
+
+def check_config(content) -> dict:
+    """`content` if it is a valid run config, else a one-line `ValueError`."""
     if not isinstance(content, dict):
         raise ValueError("The config must be a JSON object.")
     _check("", content, SCHEMA)

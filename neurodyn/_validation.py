@@ -14,8 +14,13 @@ def _is_concrete(x) -> bool:
 
 def check_finite(name: str, x: ArrayLike) -> None:
     """Raise if a concrete array holds NaN or inf (tracers are left to run time)."""
-    if _is_concrete(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(np.asarray(x))))
+    if not _is_concrete(x):
+        return
+    # A jax.Array may span several processes' devices: reduce it with jnp, on them.
+    xp = jnp if isinstance(x, jax.Array) else np
+    finite = xp.isfinite(x if xp is jnp else np.asarray(x))
+    if not bool(xp.all(finite)):
+        bad = int(np.size(x) - int(xp.count_nonzero(finite)))
         raise ValueError(
             f"`{name}` must be finite, but {bad} of its {np.size(x)} entries are NaN "
             "or inf."

@@ -1,7 +1,9 @@
 """The `neurodyn` command.
 
 - `neurodyn demo NAME --out DIR`, `neurodyn demo --list`: paper experiments.
-- `neurodyn train --config FILE --out DIR [--resume]`: a training run from JSON.
+- `neurodyn train --config FILE --out DIR [--resume] [--processes K]`: a training
+  run from JSON (its patterns sharded over K local processes), or a sweep of runs
+  (spread over the processes).
 - `neurodyn plot DIR`: re-draw a run folder's learning curves from `history.npz`.
 """
 
@@ -60,25 +62,77 @@ def demo_script(run: Callable[..., dict[str, Any]], file: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ._config import build, check_same_run, load_config
-    from ._learning.train import train
+    if args.processes is not None and args.processes != 1:
+        from .launch import spawn
+
+        command = ["train", "--config", args.config, "--out", args.out]
+        return spawn(command + ["--resume"] * args.resume, args.processes)
+    import jax
+    from jax.experimental import multihost_utils
+
+    from ._config import check_same_run, load_config
+    from ._sweep import expand_sweep
 
     config = load_config(pathlib.Path(args.config))
     out = check_writable(pathlib.Path(args.out))
+    if "sweep" not in config:
+        # Over several processes: one run, its patterns sharded over all devices.
+        _train_run(config, out, args.resume, sharded=jax.process_count() > 1)
+        return 0
+    # A sweep: independent runs, each on one process, in a folder of its own.
+    marker = out / "sweep.json"
+    if marker.exists() and not args.resume:
+        raise ValueError(
+            f"{str(out)!r} already holds a sweep; pass --resume to continue it or "
+            "choose another --out."
+        )
+    if args.resume and marker.exists():
+        check_same_run(load_config(marker), config, out)
+    runs = list(expand_sweep(config).items())
+    # Every process has checked `out` before process 0 writes into it.
+    multihost_utils.sync_global_devices("neurodyn train: sweep folder checked")
+    if jax.process_index() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(marker, config)
+    for name, run in runs[jax.process_index() :: jax.process_count()]:
+        _train_run(run, out / name, args.resume, sharded=False)
+    return 0
+
+
+def _train_run(config: dict, out: pathlib.Path, resume: bool, sharded: bool) -> None:
+    """Train the run `config` describes into the run folder `out`. If `sharded`,
+    every process of a multi-process run calls this: the patterns are split over
+    all their devices and process 0 writes the folder."""
+    import jax
+    from jax.experimental import multihost_utils
+
+    from ._config import build, check_same_run, load_config
+    from ._learning.train import train
+    from ._sharding import shard_patterns
+
     checkpoints = out / "checkpoint"
-    if checkpoints.exists() and not args.resume:
+    if checkpoints.exists() and not resume:
         raise ValueError(
             f"{str(out)!r} already holds a run; pass --resume to continue it or "
             "choose another --out."
         )
-    if args.resume and (out / "config.json").exists():
+    if resume and (out / "config.json").exists():
         check_same_run(load_config(out / "config.json"), config, out)
     model, I, T, kwargs = build(config)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config)
+    patterns = (I, T)
+    if sharded:
+        # Every process has checked `out` before process 0 writes into it.
+        multihost_utils.sync_global_devices("neurodyn train: run folder checked")
+        patterns = shard_patterns(I, T)
+    writes = not sharded or jax.process_index() == 0
+    if writes:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", config)
     result = train(
-        model, I, T, checkpoint_dir=checkpoints, resume=args.resume, **kwargs
+        model, *patterns, checkpoint_dir=checkpoints, resume=resume, **kwargs
     )
+    if not writes:
+        return
     write_npz(out / "params.npz", model_arrays(result.model))
     write_npz(out / "data.npz", {"I": I, "T": T})
     write_npz(out / "history.npz", {"E_total": result.history.E_total})
@@ -91,36 +145,61 @@ def _train(args: argparse.Namespace) -> int:
     }
     write_json(out / "metrics.json", metrics)  # last: its presence marks a finished run
     print(json.dumps(jsonable(metrics), indent=2))
-    return 0
 
 
-def _draw(folder: pathlib.Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from . import plot
-
+def _curves(folder: pathlib.Path) -> dict:
+    """The learning curves of a run folder's `history.npz`, by label."""
     history = read_npz(folder / "history.npz")
+    ts = history.get("ts")
     curves = {
         k.removeprefix("E_total").strip("_") or "E_total": v
         for k, v in history.items()
         if k.startswith("E_total")
     }
-    ts = history.get("ts")
     if not curves:
         raise ValueError(f"{str(folder)!r}/history.npz holds no E_total curve.")
+    return {k: (ts, v) if ts is not None else v for k, v in curves.items()}
+
+
+def _draw(folder: pathlib.Path, runs: dict[str, pathlib.Path] | None = None) -> None:
+    """Draw the learning curves of the run in `folder`, or of the `runs` of a sweep
+    (labelled by run name) together, into `folder/learning_curves.png`."""
+    import matplotlib.pyplot as plt
+
+    from . import plot
+
+    if runs is None:
+        curves = _curves(folder)
+    else:
+        curves = {
+            f"{name} {label}" if label != "E_total" else name: curve
+            for name, run in runs.items()
+            for label, curve in _curves(run).items()
+        }
+    timed = any(isinstance(c, tuple) for c in curves.values())
     fig, ax = plt.subplots(figsize=(6, 4))
     plot.learning_curves(
         ax,
-        {k: (ts, v) if ts is not None else v for k, v in curves.items()},
-        xlabel="time $t$" if ts is not None else "updates",
+        curves,
+        xlabel="time $t$" if timed else "updates",
         title=folder.name,
     )
     plot.save(fig, folder / "learning_curves.png")
 
 
 def _plot(args: argparse.Namespace) -> int:
-    folder = check_run_folder(pathlib.Path(args.folder))
-    _draw(folder)
+    folder = pathlib.Path(args.folder)
+    if (folder / "sweep.json").exists():
+        runs = {
+            run.name: check_run_folder(run)
+            for run in sorted(folder.iterdir())
+            if (run / "config.json").exists()
+        }
+        if not runs:
+            raise ValueError(f"The sweep {str(folder)!r} holds no run folder yet.")
+        _draw(folder, runs)
+    else:
+        _draw(check_run_folder(folder))
     print(f"Wrote {folder / 'learning_curves.png'}")
     return 0
 
@@ -140,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--config", required=True, help="JSON file describing the run")
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--resume", action="store_true", help="continue a checkpoint")
+    train.add_argument(
+        "--processes",
+        type=int,
+        help="run over this many local processes (jax.distributed, 127.0.0.1)",
+    )
     train.set_defaults(handler=_train)
     plot = commands.add_parser("plot", help="re-draw a run folder's figures")
     plot.add_argument("folder")

@@ -8,6 +8,10 @@ temporary name, flushed to disk (`fsync`) and renamed atomically, and the folder
 synced after each rename, so a crash or SIGKILL at any moment leaves either the
 previous checkpoint or this one. A checkpoint that is damaged, or that belongs to
 another run (other patterns, arguments or model shape), is refused, never mixed in.
+
+In a run over several processes (patterns sharded over every process's devices)
+every process gathers the arrays (`to_host`), only process 0 writes, and every
+process reads the same files on resume.
 """
 
 import hashlib
@@ -19,6 +23,7 @@ import re
 import equinox as eqx
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jaxtyping import PyTree
 
 from .._runs import write_atomically
@@ -44,13 +49,32 @@ def layout(tree: PyTree) -> list[list[str]]:
     ]
 
 
+def spans_processes(x) -> bool:
+    """Whether `x` is a `jax.Array` with shards on other processes' devices."""
+    return isinstance(x, jax.Array) and not x.is_fully_addressable
+
+
+def to_host(tree: PyTree) -> PyTree:
+    """`tree` with every array spread over several processes gathered whole into a
+    NumPy array on this process (a collective: every process must call it); other
+    leaves as they are."""
+    return jax.tree.map(
+        lambda leaf: (
+            multihost_utils.process_allgather(leaf, tiled=True)
+            if spans_processes(leaf)
+            else leaf
+        ),
+        tree,
+    )
+
+
 def fingerprint(**identity) -> str:
     """A SHA-256 of the arrays and strings in `identity`: what must match for a run
     to be resumed."""
     digest = hashlib.sha256()
     for name in sorted(identity):
         digest.update(name.encode())
-        for leaf in jax.tree.leaves(identity[name]):
+        for leaf in jax.tree.leaves(to_host(identity[name])):
             if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
                 leaf = jax.random.key_data(leaf)
             array = np.asarray(leaf)
@@ -70,7 +94,8 @@ def save_checkpoint(
     run_id: str,
 ) -> None:
     """Write `state` (any pytree of arrays) and the history after `step` updates of
-    the run identified by `run_id` (a [`fingerprint`][])."""
+    the run identified by `run_id` (a [`fingerprint`][]); arrays spread over
+    processes must first be gathered by `to_host`."""
     folder.mkdir(parents=True, exist_ok=True)
     state_bytes, history_bytes = io.BytesIO(), io.BytesIO()
     eqx.tree_serialise_leaves(state_bytes, state)

@@ -28,7 +28,13 @@ from .._validation import (
     check_relaxation_options,
     check_same_batch,
 )
-from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+    spans_processes,
+    to_host,
+)
 from .modes import AbstractPatternMode, as_mode
 from .rules import AbstractLearningRule, rule_gradients
 
@@ -151,7 +157,9 @@ def train(
     - `snapshot_every`: keep the model every this many updates in the history.
     - `checkpoint_dir`, `checkpoint_every`: write a checkpoint every this many
         updates (and when interrupted by Ctrl-C); with `resume=True` a run continues
-        from the checkpoint to exactly the result of an uninterrupted run.
+        from the checkpoint to exactly the result of an uninterrupted run. With
+        patterns sharded over several processes (`jax.distributed`), process 0
+        writes the checkpoints and every process reads them on resume.
     - `progress`: show a progress bar; default only on a terminal.
     - `solver`, `rtol`, `atol`, `t_max`, `max_steps`: as for [`neurodyn.relax`][].
     - `callback`: called as `callback(k, model)` with the model after $k$ updates,
@@ -229,11 +237,16 @@ def train(
             }
             snapshots = _unflatten_snapshots(saved, params)
 
+    # Patterns sharded over several processes: every process gathers what a
+    # checkpoint holds, process 0 writes it.
+    spread = spans_processes(I)
+    writes = not spread or jax.process_index() == 0
+
     def checkpoint(step):
         if folder is not None:
-            save_checkpoint(
-                folder, step, state, _flat_history(history, snapshots), run_id
-            )
+            saved = to_host((state, _flat_history(history, snapshots)))
+            if writes:
+                save_checkpoint(folder, step, *saved, run_id)
 
     show = sys.stderr.isatty() if progress is None else progress
     try:
@@ -264,13 +277,16 @@ def train(
                     rule,
                 )
                 state = (*new_state, carry)
-                history["E_patterns"].append(errors)
-                history["presented"].append(coefficients)
+                history["E_patterns"].append(to_host(errors))
+                history["presented"].append(to_host(coefficients))
                 if (k + 1) % checkpoint_every == 0:
                     checkpoint(k + 1)
                 bar.update(task, advance=1)
     except KeyboardInterrupt:
-        checkpoint(len(history["presented"]))
+        # Over several processes, a gather now could wait forever on a process the
+        # interrupt stopped elsewhere: resume from the last regular checkpoint.
+        if not spread:
+            checkpoint(len(history["presented"]))
         raise
 
     params, _, carry = state
@@ -282,6 +298,7 @@ def train(
         checkpoint(done)
     x_start = start_state if reinitialize else jnp.broadcast_to(carry, I.shape)
     final, fp = _errors(params, static, I, T, x_start, method, relaxation)
+    final, fp = to_host((final, fp))
     # A run stopped by `callback` (e.g. at a loss of stability) may end where some
     # patterns no longer relax: NaN marks them. Otherwise a failure is an error.
     if stopped is None:
