@@ -113,6 +113,20 @@ VALUE_TESTS = {
         "train": ["test_deterministic_sgd_is_summed_gradient_descent"],
         "trajectory": ["test_trajectory_is_rk4_at_every_sampled_time"],
         "value_and_grad": ["test_gradients_match_numpy_finite_differences"],
+        "EnergyNetwork": ["test_energy_network_descends_its_energy"],
+        "EquilibriumPropagation": [
+            "test_equilibrium_propagation_converges_at_its_order"
+        ],
+        "PhantomGradient": [
+            "test_phantom_gradient_approaches_the_exact_gradient",
+            "test_jacobian_free_is_its_formula",
+        ],
+        "Direction": ["test_compare_directions_reports_angles_and_costs"],
+        "compare_directions": ["test_compare_directions_reports_angles_and_costs"],
+        "JacobianPenalty": [
+            "test_jacobian_penalty_gradient_matches_finite_differences"
+        ],
+        "jacobian_norm": ["test_jacobian_norm_is_unbiased"],
     },
     ndd: {
         "AbsoluteValue": ["test_criterion_weights_equal_their_formulas"],
