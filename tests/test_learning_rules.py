@@ -208,3 +208,35 @@ def test_jacobian_penalty_gradient_matches_finite_differences(small_problem):
     fd = finite_difference_grad(penalty, model.weights)
     grad = plain.weights - penalised.weights
     assert relative_error(grad, jnp.where(model.connectivity, fd, 0)) < 1e-6
+
+
+def numpy_energy_relax(weights, input_units, I, dt=0.2, steps=3000):
+    """Euler steps of ds/dt = -s + rho'(s) (W rho(s) + I_A), rho = tanh and
+    W = (W0 + W0^T)/2, from s = 0.5, in NumPy."""
+    W = (weights + weights.T) / 2
+    I = np.where(input_units, I, 0.0)
+    s = np.full_like(I, 0.5)
+    for _ in range(steps):
+        rho = np.tanh(s)
+        s = s + dt * (-s + (1 - rho**2) * (rho @ W.T + I))
+    return s
+
+
+@pytest.mark.slow
+def test_learning_rules_demo_recomputes_in_numpy(tmp_path_factory):
+    from .helpers import run_demo
+
+    _, metrics, arrays = run_demo(tmp_path_factory, "learning-rules")
+    params, data = arrays["params"], arrays["data"]
+    by_method = arrays["params_by_method"]
+    assert set(by_method) == set(metrics["methods"])
+    for label, weights in by_method.items():
+        s = numpy_energy_relax(weights, params["input_units"], data["I"])
+        error = np.where(params["output_units"], data["T"] - s, 0.0)
+        E = 0.5 * np.sum(error**2)
+        reported = metrics["methods"][label]
+        np.testing.assert_allclose(E, reported["final_E_total"], rtol=1e-3)
+        assert reported["final_E_total"] < reported["start_E_total"], label
+        assert reported["stable"], label
+    exact = metrics["methods"]["exact (ImplicitDiff)"]
+    assert exact["angle_max"] < 1e-2

@@ -9,6 +9,7 @@ from . import (
     higher_order_parity,
     implicit_pendulum,
     implicit_xor,
+    learning_rules,
     stability,
     xor,
     zhu_rosenbaum_digits,
@@ -28,4 +29,5 @@ DEMOS = {
     "implicit-xor": implicit_xor.run,
     "implicit-pendulum": implicit_pendulum.run,
     "backward-tuning": backward_tuning.run,
+    "learning-rules": learning_rules.run,
 }
