@@ -211,14 +211,14 @@ def test_jacobian_penalty_gradient_matches_finite_differences(small_problem):
 
 
 def numpy_energy_relax(weights, input_units, I, dt=0.2, steps=3000):
-    """Euler steps of ds/dt = -s + rho'(s) (W rho(s) + I_A), rho = tanh and
+    """Euler steps of ds/dt = -s + rho'(s) (W rho(s) + I_A), logistic rho and
     W = (W0 + W0^T)/2, from s = 0.5, in NumPy."""
     W = (weights + weights.T) / 2
     I = np.where(input_units, I, 0.0)
     s = np.full_like(I, 0.5)
     for _ in range(steps):
-        rho = np.tanh(s)
-        s = s + dt * (-s + (1 - rho**2) * (rho @ W.T + I))
+        rho = 1 / (1 + np.exp(-s))
+        s = s + dt * (-s + rho * (1 - rho) * (rho @ W.T + I))
     return s
 
 
