@@ -307,9 +307,7 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     manifolds = nd.unstable_manifolds(trained, bias, landscape)
     summary = nd.memory_landscape(trained, T, landscape, manifolds=manifolds)
     labels = {
-        i: f"memory {a}"
-        for i, a in enumerate(summary.pop("memory_of_point"))
-        if a >= 0
+        i: f"memory {a}" for i, a in enumerate(summary.pop("memory_of_point")) if a >= 0
     }
     fig, ax = plt.subplots(figsize=(7, 5.5))
     plot.fixed_points(

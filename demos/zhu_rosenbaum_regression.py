@@ -52,10 +52,21 @@ def fixed_points(W, X):
     return jnp.linalg.solve(jnp.eye(W.shape[0], dtype=W.dtype) - W, X)
 
 
+def linear_dw3(W, X, Y):
+    r"""$D_3$ of the linear model without any inverse (eq 3.11),
+    $\Delta W_3 = -\eta\, \frac2m \big(X X^T [I - W] - [I - W] Y X^T [I - W]\big)$:
+    `nd.DW3()` with $[I - W] r^a = x^a$ substituted, so it needs no fixed point and
+    stays defined where $I - W$ is singular."""
+    eye = jnp.eye(W.shape[0], dtype=W.dtype)
+    B = eye - W
+    return 2 / X.shape[1] * (X @ (X.T @ B) - B @ Y @ (X.T @ B))
+
+
 def directions(W, X, Y, eta, names=tuple(RULES)):
     r"""$J(W)$ and $D$ of the rules `names` at $W$ (each $\Delta W = -\eta D$), from
     the fixed points $R$ and $\nabla_r L = 2(r - y)$; $\Delta W_1$'s Euclidean
-    gradient by reverse-mode autodiff through $R(W)$."""
+    gradient by reverse-mode autodiff through $R(W)$; $\Delta W_3$ by eq 3.11
+    (`linear_dw3`, equal to `nd.DW3()` wherever $I - W$ is invertible)."""
     model = nd.RateNetwork(W, activation=nd.identity)
     R, vjp = jax.vjp(lambda W_: fixed_points(W_, X), W)
     m = X.shape[1]
@@ -65,10 +76,12 @@ def directions(W, X, Y, eta, names=tuple(RULES)):
     def gradient():
         return vjp(cotangents.T / m)[0]
 
-    rules = {"dW1": nd.DW1(), "dW2": nd.DW2(eta, pooled=True), "dW3": nd.DW3()}
+    rules = {"dW1": nd.DW1(), "dW2": nd.DW2(eta, pooled=True)}
     J = jnp.sum((R - Y) ** 2) / m
     return J, {
-        name: rules[name].direction(model, R.T, X.T, cotangents, weights, gradient)
+        name: linear_dw3(W, X, Y)
+        if name == "dW3"
+        else rules[name].direction(model, R.T, X.T, cotangents, weights, gradient)
         for name in names
     }
 

@@ -12,6 +12,10 @@ from ._activations import (
     softplus as softplus,
     tanh as tanh,
 )
+from ._analysis.directions import (
+    Direction as Direction,
+    compare_directions as compare_directions,
+)
 from ._analysis.hessian import (
     hessian as hessian,
     hessian_along as hessian_along,
@@ -57,6 +61,8 @@ from ._gradients import (
     UnrolledBPTT as UnrolledBPTT,
     value_and_grad as value_and_grad,
 )
+from ._gradients_ep import EquilibriumPropagation as EquilibriumPropagation
+from ._gradients_phantom import PhantomGradient as PhantomGradient
 from ._learning.analog import (
     AnalogRun as AnalogRun,
     PatternSchedule as PatternSchedule,
@@ -65,6 +71,10 @@ from ._learning.analog import (
 )
 from ._learning.analog_method import AbstractAnalogMethod as AbstractAnalogMethod
 from ._learning.full_system import FullSystem as FullSystem
+from ._learning.jacobian_penalty import (
+    JacobianPenalty as JacobianPenalty,
+    jacobian_norm as jacobian_norm,
+)
 from ._learning.modes import (
     AbstractPatternMode as AbstractPatternMode,
     Deterministic as Deterministic,
@@ -89,6 +99,7 @@ from ._models.cam import (
     Clamped as Clamped,
     ContentAddressableMemory as ContentAddressableMemory,
 )
+from ._models.energy import EnergyNetwork as EnergyNetwork
 from ._models.first_order import (
     AbstractFirstOrderNetwork as AbstractFirstOrderNetwork,
     FirstOrderNetwork as FirstOrderNetwork,

@@ -214,6 +214,7 @@ ENTRY_POINTS = {
             "snapshot_every": COUNT,
             "rule": OBJECT,
             "callback": CALLABLE,
+            "regularizer": OBJECT,
         },
         accepted={("steps", "zero"): "zero updates is a valid (empty) run"},
     ),
@@ -607,6 +608,45 @@ ENTRY_POINTS = {
             "tol": POSITIVE,
         },
     ),
+    "EnergyNetwork": Entry(
+        nd.EnergyNetwork,
+        (W,),
+        {},
+        {
+            "weights": ARRAY,
+            "activation": NAME,
+            "input_units": MASK_KIND,
+            "output_units": MASK_KIND,
+            "tau": POSITIVE,
+        },
+    ),
+    "EquilibriumPropagation": Entry(
+        nd.EquilibriumPropagation, (0.1,), {}, {"beta": POSITIVE}
+    ),
+    "PhantomGradient": Entry(
+        nd.PhantomGradient, (3, 0.5), {}, {"steps": COUNT, "damping": POSITIVE}
+    ),
+    "JacobianPenalty": Entry(
+        nd.JacobianPenalty, (0.1,), {}, {"strength": NONNEGATIVE, "probes": COUNT}
+    ),
+    "compare_directions": Entry(
+        nd.compare_directions,
+        (net(), I, T),
+        dict(methods=[nd.SemiGradient()], repeats=1),
+        {
+            **RELAX_KINDS,
+            "T": PATTERNS,
+            "methods": OBJECT,
+            "reference": OBJECT,
+            "repeats": COUNT,
+        },
+    ),
+    "jacobian_norm": Entry(
+        nd.jacobian_norm,
+        (net(), I),
+        dict(key=jax.random.key(0)),
+        {**RELAX_KINDS, "key": OBJECT, "probes": COUNT, "method": OBJECT},
+    ),
 }
 
 # Public names that are not entry points for bad input, with the reason.
@@ -635,6 +675,7 @@ NOT_ENTRY_POINTS = {
             "Clamped",
             "ImplicitLayer",
             "ImplicitRecurrentNetwork",
+            "Direction",
         ],
         "a result or building block made by the library",
     ),

@@ -132,6 +132,20 @@ VALUE_TESTS = {
         ],
         "starts_near": ["test_starts_near_draws_visited_states_with_noise"],
         "unstable_manifolds": ["test_trained_cam_figure1_landscape"],
+        "EnergyNetwork": ["test_energy_network_descends_its_energy"],
+        "EquilibriumPropagation": [
+            "test_equilibrium_propagation_converges_at_its_order"
+        ],
+        "PhantomGradient": [
+            "test_phantom_gradient_approaches_the_exact_gradient",
+            "test_jacobian_free_is_its_formula",
+        ],
+        "Direction": ["test_compare_directions_reports_angles_and_costs"],
+        "compare_directions": ["test_compare_directions_reports_angles_and_costs"],
+        "JacobianPenalty": [
+            "test_jacobian_penalty_gradient_matches_finite_differences"
+        ],
+        "jacobian_norm": ["test_jacobian_norm_is_unbiased"],
     },
     ndd: {
         "AbsoluteValue": ["test_criterion_weights_equal_their_formulas"],

@@ -185,6 +185,29 @@ def test_closed_form_fixed_point_is_relax():
     assert relative_error(fp.x, R.T) < 1e-10
 
 
+def test_eq_3_11_is_dw3_of_the_linear_model():
+    """The demo's inverse-free dW3 (eq 3.11) equals `nd.DW3()` from relaxed fixed
+    points wherever I - W is invertible, and stays finite where it is singular."""
+    data = regression.regression_data(n=30, m=4)
+    X, Y = jnp.asarray(data["X"]), jnp.asarray(data["Y"])
+    W = jnp.asarray(
+        data["W_star"] + 0.05 * np.random.default_rng(2).normal(size=(30, 30))
+    )
+    net = nd.RateNetwork(W, activation=nd.identity)
+    _, D3, _ = nd.rule_direction(nd.DW3(), net, X.T, Y.T, **TIGHT)
+    assert relative_error(regression.linear_dw3(W, X, Y), D3) < 1e-9
+    U, S, Vt = np.linalg.svd(np.eye(30) - np.asarray(W))
+    singular = np.eye(30) - U @ np.diag(_zero_last(S)) @ Vt
+    assert np.linalg.svd(np.eye(30) - singular, compute_uv=False)[-1] < 1e-12
+    assert np.all(np.isfinite(regression.linear_dw3(jnp.asarray(singular), X, Y)))
+
+
+def _zero_last(values):
+    values = np.array(values)
+    values[-1] = 0.0
+    return values
+
+
 @pytest.fixture(scope="module")
 def regression_run(tmp_path_factory):
     out, metrics, arrays = run_demo(tmp_path_factory, "zhu-rosenbaum-regression")

@@ -54,7 +54,25 @@ class SemiGradient(AbstractAdjointMethod):
     the `relaxation` argument is unused. The Jacobian is formed (`jax.jacfwd`) only
     when a `feedforward` mask is given.
 
+    **Jacobian-free backpropagation.** With no feed-forward part this is the
+    Jacobian-free backpropagation (JFB) of Fung et al. (2022) for implicit
+    networks: $\bar\theta = (\partial F/\partial\theta)^T \bar x$, the gradient
+    with $(1 - \partial F/\partial x)^{-1}$ replaced by the identity. It is a
+    descent direction of the true loss when $\partial F/\partial x$ is small
+    enough (their Theorem 3.1), and it is [`neurodyn.PhantomGradient`][] with one
+    undamped step.
+
     ??? cite "References"
+
+        ```bibtex
+        @inproceedings{fung2022jfb,
+          title={{JFB}: Jacobian-free backpropagation for implicit networks},
+          author={Fung, Samy Wu and Heaton, Howard and Li, Qiuwei and McKenzie,
+                  Daniel and Osher, Stanley and Yin, Wotao},
+          booktitle={AAAI Conference on Artificial Intelligence},
+          year={2022}
+        }
+        ```
 
         The semi-gradient is section 3.3 of "A novel approach to stationary input
         processing with recurrent neural networks in deep learning" (implicit

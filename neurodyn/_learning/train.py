@@ -17,7 +17,7 @@ from rich.progress import Progress
 
 from .._gradients import RecurrentBackprop, check_method, pattern_errors
 from .._models.base import AbstractNetwork
-from .._relax import as_relaxation, check_converged, initial_state
+from .._relax import as_relaxation, batched, check_converged, initial_state
 from .._runs import model_config
 from .._validation import (
     as_count,
@@ -35,6 +35,7 @@ from .checkpoint import (
     spans_processes,
     to_host,
 )
+from .jacobian_penalty import JacobianPenalty
 from .modes import AbstractPatternMode, as_mode
 from .rules import AbstractLearningRule, rule_gradients
 
@@ -72,16 +73,32 @@ class TrainResult(eqx.Module):
 
 @eqx.filter_jit
 def _update(
-    params, opt_state, x0, key, static, I, T, mode, method, relaxation, optimizer, rule
+    params,
+    opt_state,
+    x0,
+    key,
+    static,
+    I,
+    T,
+    mode,
+    method,
+    relaxation,
+    optimizer,
+    rule,
+    regularizer,
 ):
     num_patterns = I.shape[0]
     coefficients = mode.pattern_weights(key, num_patterns)
 
     def objective(params):
-        errors, fp = pattern_errors(
-            eqx.combine(params, static), I, T, x0, method, relaxation
-        )
-        return jnp.sum(coefficients * errors), (errors, fp)
+        model = eqx.combine(params, static)
+        errors, fp = pattern_errors(model, I, T, x0, method, relaxation)
+        total = jnp.sum(coefficients * errors)
+        if regularizer is not None:  # an extra loss term at the fixed points
+            source = batched(model.training_source, I, T)
+            probes = jr.fold_in(key, 1)  # independent of the mode's draw
+            total = total + regularizer(model, fp.x, source, coefficients, probes)
+        return total, (errors, fp)
 
     (_, (errors, fp)), grads = eqx.filter_value_and_grad(objective, has_aux=True)(
         params
@@ -126,6 +143,7 @@ def train(
     max_steps: int = 65_536,
     callback: Callable[[int, AbstractNetwork], bool | None] | None = None,
     rule: AbstractLearningRule | None = None,
+    regularizer: JacobianPenalty | None = None,
 ) -> TrainResult:
     r"""Learn fixed points by repeated relaxation and gradient steps.
 
@@ -170,6 +188,10 @@ def train(
         Euclidean gradient ([`neurodyn.DW1`][], [`neurodyn.DW2`][],
         [`neurodyn.DW3`][]; for an [`neurodyn.RateNetwork`][]); with
         `optax.sgd(eta)` (and `DW2(eta)`) each update is the rule's $\Delta W$.
+    - `regularizer`: an extra loss term at the fixed points, added to
+        $\sum_a c_a E[a]$ before differentiating, e.g. [`neurodyn.JacobianPenalty`][]
+        (probes drawn from `jr.fold_in(jr.fold_in(key, k), 1)` at update $k$). The
+        history records $E$ without it.
 
     **Returns:** a [`neurodyn.TrainResult`][] with the trained `model` and `history`.
 
@@ -194,6 +216,13 @@ def train(
             rule,
             AbstractLearningRule,
             "`nd.DW1()`, `nd.DW2(eta)` or `nd.DW3()`",
+        )
+    if regularizer is not None:
+        check_instance(
+            "regularizer",
+            regularizer,
+            JacobianPenalty,
+            "`nd.JacobianPenalty(strength)`",
         )
     if callback is not None and not callable(callback):
         raise TypeError(
@@ -222,6 +251,16 @@ def train(
         model=[json.dumps(model_config(model)), eqx.filter(static, eqx.is_array)],
         patterns=[I, T, start_state],
         procedure=[type(mode).__name__, type(method).__name__, type(rule).__name__],
+        **(
+            {}
+            if regularizer is None
+            else {
+                "regularizer": [
+                    type(regularizer).__name__,
+                    *jax.tree.leaves(regularizer),
+                ]
+            }
+        ),
         reinitialize=np.asarray(reinitialize),
         key=key,
     )
@@ -275,6 +314,7 @@ def train(
                     relaxation,
                     optimizer,
                     rule,
+                    regularizer,
                 )
                 state = (*new_state, carry)
                 history["E_patterns"].append(to_host(errors))
