@@ -265,9 +265,10 @@ def test_default_method_by_time_scale_separation():
     assert isinstance(default_method(0.1, 1.0, 100.0), nd.FullSystem)
     assert isinstance(default_method(1e-2, 1.0, 1e4), nd.FullSystem)
     assert isinstance(default_method(1e-3, 1.0, 1e3), nd.FullSystem)
-    assert isinstance(default_method(5e-4, 1.0, 2e3), nd.SlowManifold)
-    assert isinstance(default_method(2e-4, 2.0, 5e3), nd.SlowManifold)  # eps 4e-4
-    assert isinstance(default_method(5e-4, 4.0, 2e4), nd.FullSystem)  # eps 2e-3
+    assert isinstance(default_method(5e-4, 1.0, 2e3), nd.FullSystem)
+    assert isinstance(default_method(2e-4, 1.0, 5e3), nd.SlowManifold)
+    assert isinstance(default_method(1e-4, 2.0, 1e4), nd.SlowManifold)  # eps 2e-4
+    assert isinstance(default_method(2e-4, 4.0, 2e4), nd.FullSystem)  # eps 8e-4
     assert isinstance(default_method(1e-5, 1.0, 30.0), nd.FullSystem)  # in the layer
     with pytest.raises(ValueError, match="`order` must be 0 or 1"):
         nd.SlowManifold(order=2)
