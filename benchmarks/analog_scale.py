@@ -29,11 +29,16 @@ Memory: XLA's compiled temporary allocation of each entry's program
 (`memory_analysis()`), for $t_1$ and $10\,t_1$ (saving only at $t_1$): equal when the
 memory does not grow with $t_1$.
 
+Each row is also appended to `--json` (one JSON object a line), so that a grid can
+be run in pieces; `--plot FIGURE` draws time against eps, one line per entry and
+$N$, from such a file (without running anything).
+
 Run with `make bench-analog-scale` or `.venv/bin/python benchmarks/analog_scale.py
 --help`.
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -125,7 +130,16 @@ def main(argv=None):
     parser.add_argument("--cap-seconds", type=float, default=20.0)
     parser.add_argument("--dense-max", type=int, default=2_000)
     parser.add_argument("--reference-max-steps", type=int, default=20_000)
+    parser.add_argument(
+        "--entries",
+        nargs="+",
+        help="run only the neurodyn entries whose names contain one of these",
+    )
+    parser.add_argument("--json", help="append every row to this file")
+    parser.add_argument("--plot", help="draw the rows of --json into this figure")
     args = parser.parse_args(argv)
+    if args.plot:
+        return plot(args.json, args.plot)
     jax.config.update("jax_enable_x64", True)
     print(machine(["jax", "diffrax", "equinox"]), flush=True)
     rows = []
@@ -189,6 +203,12 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
     }
     if (2 * I.size + W0.size) <= args.dense_max:
         entries["dense Kvaerno5"] = nd.FullSystem(diffrax.Kvaerno5())
+    if args.entries:
+        entries = {
+            name: method
+            for name, method in entries.items()
+            if any(part in name for part in args.entries)
+        }
     for name, method in entries.items():
         if (
             isinstance(method, nd.FullSystem)
@@ -229,6 +249,10 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
         )
         print(rows[-1], flush=True)
     print(rows[0], flush=True)
+    if args.json:
+        with open(args.json, "a") as file:
+            for row in rows:
+                file.write(json.dumps(row) + "\n")
     return rows
 
 
@@ -271,6 +295,56 @@ def table(rows) -> str:
             f"| {r['steps']} | {r['error']:.2e} | {estimate} | {r['ref']} |"
         )
     return "\n".join(lines)
+
+
+def plot(json_path: str, figure: str) -> None:
+    """Time against eps, one panel per dtype, one line per entry and N."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(json_path) as file:
+        rows = [json.loads(line) for line in file if line.strip()]
+    dtypes = sorted({r["dtype"] for r in rows}, reverse=True)
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(6 * len(dtypes), 4.5))
+    axes = np.atleast_1d(axes)
+    styles = {
+        "hand": "-",
+        "default": "--",
+        "FullSystem": ":",
+        "order=0": "-.",
+        "order=1": "-",
+    }
+    colours = {64: "tab:blue", 256: "tab:orange", 1024: "tab:green"}
+    markers = {
+        "hand": "o",
+        "default": "s",
+        "FullSystem": "x",
+        "order=0": "v",
+        "order=1": "^",
+    }
+    for ax, dtype in zip(axes, dtypes):
+        lines = {}
+        for r in rows:
+            if r["dtype"] != dtype:
+                continue
+            kind = next(k for k in styles if k in r["name"])
+            lines.setdefault((kind, r["n"]), []).append((r["eps"], r["seconds"]))
+        for (kind, n), points in sorted(lines.items()):
+            eps, seconds = zip(*sorted(points))
+            ax.loglog(
+                eps, seconds, styles[kind], marker=markers[kind],
+                color=colours.get(n, "black"), label=f"{kind}, N={n}",
+            )  # fmt: skip
+        ax.set_xlabel("eps = eta tau (eta t1 = 1)")
+        ax.set_ylabel("wall time after compilation, s")
+        ax.set_title(f"{dtype}, P = 32")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=110)
+    print(f"wrote {figure}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax
+import lineax as lx
 from jaxtyping import Array, Float, PyTree
 
 from ._models.base import AbstractNetwork
@@ -48,22 +49,39 @@ def adjoint_field(
     return linearised_adjoint_field(model, x, I, J)(z)
 
 
+def relaxation_operator(
+    model: AbstractNetwork,
+    x: Float[Array, " n"],
+    I: PyTree,
+    *,
+    transpose: bool = False,
+) -> lx.FunctionLinearOperator:
+    r"""$1 - \partial F/\partial x$ at $x$ (or, with `transpose`, its transpose
+    $1 - (\partial F/\partial x)^T$, the operator of the adjoint fixed point
+    $(1 - A^T)\,z = J$), matrix-free: the drive is linearised once and each product
+    is one Jacobian-vector product (transposed: one vector-Jacobian product; for a
+    first-order network $W^T(g'(u) \odot z)$)."""
+    drive = lambda x_: model.drive(x_, I)  # noqa: E731
+    if transpose:
+        _, vjp = jax.vjp(drive, x)
+        product = lambda w: vjp(w)[0]  # noqa: E731
+    else:
+        _, product = jax.linearize(drive, x)
+    return lx.FunctionLinearOperator(
+        lambda w: w - product(w), jax.ShapeDtypeStruct(x.shape, x.dtype)
+    )
+
+
 def linearised_adjoint_field(
     model: AbstractNetwork,
     x: Float[Array, " n"],
     I: PyTree,
     J: Float[Array, " n"],
 ) -> Callable[[Float[Array, " n"]], Float[Array, " n"]]:
-    r"""The adjoint field $z \mapsto (-z + (\partial F/\partial x)^T z + J)/\tau$ at
-    $x$, linearised once: each evaluation is then one transposed Jacobian-vector
-    product (for a first-order network, $W^T (g'(u) \odot z)$)."""
-    _, vjp = jax.vjp(lambda x_: model.drive(x_, I), x)
-
-    def field(z):
-        (a_t_z,) = vjp(z)
-        return (-z + a_t_z + J) / model.tau
-
-    return field
+    r"""The adjoint field $z \mapsto (-z + (\partial F/\partial x)^T z + J)/\tau
+    = (J - (1 - A^T) z)/\tau$ at $x$, linearised once (`relaxation_operator`)."""
+    operator = relaxation_operator(model, x, I, transpose=True)
+    return lambda z: (J - operator.mv(z)) / model.tau
 
 
 def learning_velocities(

@@ -23,7 +23,11 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from ._dynamics import linearised_adjoint_field, parameter_cotangent
+from ._dynamics import (
+    linearised_adjoint_field,
+    parameter_cotangent,
+    relaxation_operator,
+)
 from ._models.base import AbstractNetwork
 from ._relax import (
     FixedPoint,
@@ -176,10 +180,7 @@ class ImplicitDiff(AbstractAdjointMethod):
             return jax.vmap(lambda *a: self.solve_adjoint(model, *a, None))(
                 x, I, source
             )
-        _, vjp = jax.vjp(lambda x_: model.drive(x_, I), x)
-        operator = lx.FunctionLinearOperator(
-            lambda z: z - vjp(z)[0], jax.ShapeDtypeStruct(x.shape, x.dtype)
-        )
+        operator = relaxation_operator(model, x, I, transpose=True)
         sol = lx.linear_solve(operator, source, self.linear_solver, throw=False)
         ok = (sol.result == lx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.value))
         return sol.value, RESULTS.where(

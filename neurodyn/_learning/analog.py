@@ -87,17 +87,19 @@ class AnalogRun(eqx.Module):
     error_estimate: Float[Array, ""]
 
 
-# Below this eps = eta * tau the default integrates along the slow manifold. Its
-# work does not grow with 1 / eps, but each slow step solves for the fixed points and
-# the correction, so it overtakes the full system only when that takes ~1 / eps steps
-# of many thousands: measured break-even near eps = 1e-4 at N = 256, P = 32
-# (docs/analog_solvers.md).
-_SLOW_BELOW = 1e-4
+# Below this eps = eta * tau the default integrates along the slow manifold. The
+# full system's explicit steps grow like 1 / eps (about 0.5 eta t1 / eps, six fields
+# each); the slow ODE's do not, but it is stiff in the loss curvature (88 steps with
+# its layer at N = 256, P = 32, where lambda_max(d2E/dW2) = 145) and each of its
+# stages costs about 17 fields (the fixed point and five linear solves at a
+# hundredth of rtol). Measured: 3x slower than the full system at eps = 1e-3, so
+# the break-even is near eps = 3e-4 (docs/analog_solvers.md).
+_SLOW_BELOW = 3e-4
 
 
 def default_method(eta: float, tau: float, t1: float) -> AbstractAnalogMethod:
     r"""The method `analog_learning` uses when none is given: a first-order
-    [`neurodyn.SlowManifold`][] when $\epsilon = \eta\tau < 10^{-4}$ and the
+    [`neurodyn.SlowManifold`][] when $\epsilon = \eta\tau < 3\times10^{-4}$ and the
     run lasts more than its initial layer, else [`neurodyn.FullSystem`][] with
     `diffrax.Tsit5()` (time scales not separated: learning may leave the
     quasi-static regime, and only the full system follows it)."""
@@ -139,7 +141,7 @@ def analog_learning(
     flow $d\theta/dt = -\eta\,\partial E_{\text{total}}/\partial\theta$. Small
     $\epsilon$ makes the full system stiff (an explicit solver's steps grow like
     $t_1/\tau$), so the default picks by $\epsilon$ (`default_method`): along the
-    slow manifold with the first-order correction below $\epsilon = 10^{-4}$,
+    slow manifold with the first-order correction below $\epsilon = 3\times10^{-4}$,
     the full system with `diffrax.Tsit5()` above. `run.method` says which ran.
 
     **Arguments:**

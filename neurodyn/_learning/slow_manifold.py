@@ -25,21 +25,20 @@ $O(\epsilon^2)$. The slow ODE is not stiff: its steps follow how fast $\theta$
 changes, not $\tau$.
 """
 
-from collections.abc import Callable
-
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, PyTree
 
-from .._dynamics import learning_velocities
+from .._dynamics import learning_velocities, relaxation_operator
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, relax_patterns
 from .._results import RESULTS
-from .._solvers.base import AbstractSteadyStateSolver, Relaxation
+from .._solvers.base import AbstractSteadyStateSolver, Relaxation, rms
+from .._solvers.fallback import Fallback
+from .._solvers.iteration import Anderson, FixedPointIteration
 from .._validation import as_count, as_number
 from .analog_method import AbstractAnalogMethod, Segment
 from .full_system import STATS, FullSystem
@@ -70,36 +69,43 @@ def _norm(tree: PyTree) -> Float[Array, ""]:
     return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(tree)))
 
 
+# The linear systems' chain: the plain iteration, then Anderson acceleration, which
+# on a linear system spans the same Krylov space as GMRES.
+_LINEAR = Fallback(FixedPointIteration(patience=5), Anderson())
+
+
 class Solves(eqx.Module):
-    """How the slow field solves: the fixed points $x^*$ (a steady-state relaxation,
-    attractors only), the adjoint $z^*$ (`exact`) and the linear systems of the
-    $O(\\epsilon)$ terms (`loose`: their error enters the weights times $\\epsilon$),
-    the last two by restarted GMRES, matrix-free."""
+    """How the slow field solves: the fixed points $x^*$ (`relaxation`, attractors
+    only) and the linear systems of $z^*$ and of the $O(\epsilon)$ terms (`linear`).
+    Each linear system $(1 - A)\,w = b$ (or its transpose) is solved as the steady
+    state of $dw/dt = b - (1 - A)\,w$: the plain iteration $w \leftarrow A w + b$
+    first, which settles in a few products when the fixed point is strongly
+    attracting and checks its residual at every product, then Anderson
+    acceleration."""
 
     relaxation: Relaxation
-    exact: lx.GMRES
-    loose: lx.GMRES
+    linear: Relaxation
 
 
-def _gmres(
-    linearise: Callable,
+def _linear_solve(
+    model: AbstractNetwork,
     x: Float[Array, "p n"],
     source: PyTree,
     b: Float[Array, "p n"],
     y0: Float[Array, "p n"],
-    solver: lx.GMRES,
+    relaxation: Relaxation,
+    transpose: bool,
 ) -> tuple[Float[Array, "p n"], Bool[Array, ""]]:
-    """Solve `linearise(x_a, I_a)(w_a) = b_a` for every pattern, from `y0`."""
+    """Solve $(1 - A_a)\,w_a = b_a$ (`transpose`: $(1 - A_a^T)\,w_a = b_a$) for
+    every pattern $a$, from `y0`, as the steady state of $dw/dt = b - (1 - A)\,w$."""
 
-    def one(x_, i, b_, y_):
-        operator = lx.FunctionLinearOperator(
-            linearise(x_, i), jax.ShapeDtypeStruct(b_.shape, b_.dtype)
-        )
-        sol = lx.linear_solve(operator, b_, solver, options={"y0": y_}, throw=False)
-        return sol.value, sol.result == lx.RESULTS.successful
+    def field(args):
+        x_, i, b_ = args
+        operator = relaxation_operator(model, x_, i, transpose=transpose)
+        return lambda w: b_ - operator.mv(w)
 
-    value, ok = jax.vmap(one)(x, source, b, y0)
-    return value, jnp.all(ok)
+    out = relaxation.solve(field, y0, (x, source, b), 1.0, scale=rms(b))
+    return out.y, jnp.all(out.result == RESULTS.successful)
 
 
 def manifold_velocity(
@@ -116,24 +122,16 @@ def manifold_velocity(
     points warm-started from `x_guess`, `z_guess`."""
     tau = model.tau
 
-    def one_minus_a(x_, i):  # w -> (1 - A) w
-        _, jvp = jax.linearize(lambda y: model.drive(y, i), x_)
-        return lambda w: w - jvp(w)
-
-    def one_minus_a_t(x_, i):  # w -> (1 - A^T) w
-        _, vjp = jax.vjp(lambda y: model.drive(y, i), x_)
-        return lambda w: w - vjp(w)[0]
-
     def forward_solve(b):  # from the Neumann series' first term
-        return _gmres(one_minus_a, x, source, b, b, solves.loose)
+        return _linear_solve(model, x, source, b, b, solves.linear, False)
 
-    def adjoint_solve(b, y0, solver=solves.loose):
-        return _gmres(one_minus_a_t, x, source, b, y0, solver)
+    def adjoint_solve(b, y0):
+        return _linear_solve(model, x, source, b, y0, solves.linear, True)
 
     fp = relax_patterns(model, source, x_guess, solves.relaxation)
     x = fp.x
     J = model.error(x, T)
-    z, ok_z = adjoint_solve(J, z_guess, solves.exact)
+    z, ok_z = adjoint_solve(J, z_guess)
     _, _, v0 = learning_velocities(model, x, source, z, J)
     theta_dot = jax.tree.map(lambda v: eta.astype(v.dtype) * v, v0)
     _, b = eqx.filter_jvp(
@@ -222,14 +220,15 @@ def _weights_norm(error):
 
 
 @eqx.filter_jit
-def manifold_points(params, static, x, z, I, T, eta, solves):
-    """The fast variables on the manifold to first order and the correction size at
-    saved weights (leading K axis on `params`, `x`, `z`)."""
+def manifold_points(params, static, x, z, I, T, eta, order, solves):
+    """The fast variables on the manifold (to `order`) and the relative size of the
+    first-order term of the weight velocity (zero at order 0) at saved weights
+    (leading K axis on `params`, `x`, `z`)."""
 
     def one(p, x_, z_):
         model = eqx.combine(p, static)
         source = jax.vmap(model.training_source)(I, T)
-        v = manifold_velocity(model, source, T, x_, z_, eta, 1, solves)
+        v = manifold_velocity(model, source, T, x_, z_, eta, order, solves)
         return v.x, v.z, v.correction
 
     return jax.lax.map(lambda a: one(*a), (params, x, z))
@@ -254,9 +253,10 @@ class SlowManifold(AbstractAnalogMethod):
         transients decay like $e^{-\mu t/\tau}$, $\mu$ the slowest relaxation rate).
     - `solver`: the adaptive diffrax solver of the slow ODE and of the layer,
         default `diffrax.Tsit5()`.
-    - `steady_state`: the steady-state solver for $x^*$ and the linear solves
-        (default: neurodyn's default chain); run at a hundredth of the run's
-        tolerances.
+    - `steady_state`: the steady-state solver for $x^*$ (default: neurodyn's
+        default chain), run at a hundredth of the run's tolerances; the linear
+        systems ($z^*$ and the correction) use the plain iteration with Anderson
+        acceleration as its fallback (`Solves`).
     """
 
     order: int = eqx.field(static=True, default=1)
@@ -272,22 +272,16 @@ class SlowManifold(AbstractAnalogMethod):
 
     def solves(self, dtype, rtol: float, atol: float) -> Solves:
         """The settings of the solves inside the slow field: the fixed points at a
-        hundredth of the run's tolerances; the linear systems of the $O(\\epsilon)$
-        terms at a thousand times them (at most $10^{-2}$): the method serves
-        $\\epsilon \\lesssim 10^{-3}$, where their error, times $\\epsilon$, stays
-        near the tolerance. All floored at 50 and 5 machine epsilons of `dtype`."""
+        hundredth of the run's tolerances (floored at 50 and 5 machine epsilons of
+        `dtype`); the linear systems at the same relative tolerance and no absolute
+        one to speak of (5 machine epsilons): the right-hand sides of the
+        correction's systems are $O(\epsilon)$ small, so an absolute tolerance on
+        the scale of the states would leave them inaccurate."""
         tiny = float(jnp.finfo(dtype).eps)
         r, a = max(rtol / 100, 50 * tiny), max(atol / 100, 5 * tiny)
-        loose = min(1e-2, 1e3 * rtol) / rtol
         return Solves(
             as_relaxation(self.steady_state, r, a, None, 65_536),
-            lx.GMRES(rtol=r, atol=a, restart=20, max_steps=10_000),
-            lx.GMRES(
-                rtol=max(rtol * loose, r),
-                atol=max(atol * loose, a),
-                restart=20,
-                max_steps=10_000,
-            ),
+            as_relaxation(_LINEAR, r, 5 * tiny, None, 65_536, attractors_only=False),
         )
 
     def integrate(self, params, static, x0, I, T, eta, ts, rtol, atol, max_steps):
@@ -322,7 +316,11 @@ class SlowManifold(AbstractAnalogMethod):
             p, static, x, z, I, T, eta, slow_ts, self.order, self.solver,
             rtol, atol, max_steps, solves,
         )  # fmt: skip
-        x, z, correction = manifold_points(p, static, x, z, I, T, eta, solves)
+        x, z, _ = manifold_points(p, static, x, z, I, T, eta, self.order, solves)
+        # The error estimate: the first-order term's size where the slow phase
+        # starts and ends, whatever the save times.
+        p_, x_, z_ = jax.tree.map(lambda leaf: leaf[jnp.array([0, -1])], (p, x, z))
+        _, _, correction = manifold_points(p_, static, x_, z_, I, T, eta, 1, solves)
         keep = jnp.isin(slow_ts, ts)
         x, z, p = jax.tree.map(lambda leaf: leaf[keep], (x, z, p))
         joined = jax.tree.map(
