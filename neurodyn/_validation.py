@@ -99,9 +99,10 @@ def _short(value) -> str:
 
 def as_number(
     name: str, value, *, minimum: float | None = 0.0, strict: bool = True
-) -> float:
+) -> float | jax.Array:
     """A finite real number above `minimum` (or at least it, if not `strict`; any
-    finite number if `minimum` is None)."""
+    finite number if `minimum` is None). A traced scalar (e.g. a learning rate
+    vmapped over) is returned as it is: its value is checked where it is concrete."""
     if isinstance(value, (bool, str)) or not isinstance(
         value, (int, float, np.number, np.ndarray, jax.Array)
     ):
