@@ -16,11 +16,14 @@ def check_finite(name: str, x: ArrayLike) -> None:
     """Raise if a concrete array holds NaN or inf (tracers are left to run time)."""
     if not _is_concrete(x):
         return
-    # A jax.Array may span several processes' devices: reduce it with jnp, on them.
+    # A jax.Array may span several processes' devices: reduce it with jnp, on them,
+    # eagerly even when the check runs while a function is being traced.
     xp = jnp if isinstance(x, jax.Array) else np
-    finite = xp.isfinite(x if xp is jnp else np.asarray(x))
-    if not bool(xp.all(finite)):
-        bad = int(np.size(x) - int(xp.count_nonzero(finite)))
+    with jax.ensure_compile_time_eval():
+        finite = xp.isfinite(x if xp is jnp else np.asarray(x))
+        all_finite = bool(xp.all(finite))
+        bad = 0 if all_finite else int(np.size(x) - int(xp.count_nonzero(finite)))
+    if not all_finite:
         raise ValueError(
             f"`{name}` must be finite, but {bad} of its {np.size(x)} entries are NaN "
             "or inf."

@@ -129,6 +129,7 @@ def gradient_flow(problem):
     return eta, t1, _gradient_flow(net, I, T, eta, t1, steps=20)
 
 
+@pytest.mark.slow  # the error-order test checks order 0 against the full system
 def test_order_zero_slow_manifold_is_the_gradient_flow(problem, gradient_flow):
     net, I, T = problem
     eta, t1, reference = gradient_flow
@@ -274,7 +275,10 @@ def test_default_method_by_time_scale_separation():
         nd.SlowManifold(order=2)
 
 
-@pytest.mark.parametrize("method", [nd.FullSystem(), nd.SlowManifold(layer=5.0)])
+@pytest.mark.parametrize(
+    "method",
+    [nd.FullSystem(), pytest.param(nd.SlowManifold(layer=5.0), marks=pytest.mark.slow)],
+)
 def test_pattern_schedule_restarts_at_each_switch(problem, method):
     net, I, T = problem
     schedule = nd.PatternSchedule(jnp.array([0.0, 10.0, 20.0]), jnp.array([2, 0]))
@@ -295,6 +299,7 @@ def test_pattern_schedule_restarts_at_each_switch(problem, method):
         nd.PatternSchedule(jnp.array([0.0, 1.0]), jnp.array([0, 1]))
 
 
+@pytest.mark.slow
 def test_scheduled_slow_manifold_matches_the_full_system(problem):
     net, I, T = problem
     schedule = nd.PatternSchedule(jnp.array([0.0, 200.0, 400.0]), jnp.array([1, 0]))

@@ -180,6 +180,7 @@ def test_recall_from_partial_and_full_cues(trained):
     assert int(memory[0]) == -1 and float(distance[0]) > 0.5
 
 
+@pytest.mark.slow
 def test_stochastic_and_analog_learning_run_unchanged():
     cam, _, T = random_memory(8, 6, 2, seed=3, scale=0.85)
     I = jnp.zeros_like(T)

@@ -155,6 +155,7 @@ def test_coupling_and_stability_matrices(problem):
     assert np.all(eig.real > 0)  # a stable fixed point
 
 
+@pytest.mark.slow
 def test_first_order_identity_is_first_order_network():
     """Order 1 with f = identity is Pineda's eq 1: same drive, same gradients."""
     hon = random_higher_order(1, inner=nd.identity)
@@ -176,6 +177,7 @@ def test_first_order_identity_is_first_order_network():
     assert relative_error(g1.weights, g2.weights) <= 1e-12
 
 
+@pytest.mark.slow
 def test_train_and_analog_learning_reduce_the_error():
     net = random_higher_order(2)
     I, T = random_patterns(n=N, p=3)

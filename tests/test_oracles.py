@@ -178,13 +178,25 @@ def _with_weights(net, W):
     )
 
 
+SLOW = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def finite_differences(problem):
     net, I, T, _ = problem
     return numpy_gradients(net, I, T)
 
 
-@pytest.mark.parametrize("method", METHODS, ids=lambda m: type(m).__name__)
+# UnrolledBPTT against NumPy in the slow tier (test_gradients checks it against
+# finite differences of the library's own relaxation in the default tier).
+@pytest.mark.parametrize(
+    "method",
+    [
+        m if not isinstance(m, nd.UnrolledBPTT) else pytest.param(m, marks=SLOW)
+        for m in METHODS
+    ],
+    ids=lambda m: type(m).__name__,
+)
 def test_gradients_match_numpy_finite_differences(problem, finite_differences, method):
     """dE/dW from `value_and_grad` and dE/dI through `method.fixed_point`, against
     NumPy central differences (measured: 2.6e-10 relative, the differences' own

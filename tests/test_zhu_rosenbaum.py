@@ -150,11 +150,11 @@ def test_rules_reject_other_networks():
 
 @pytest.mark.parametrize(
     "activation, rule",
-    [
-        (nd.tanh, nd.DW1()),
+    [  # DW2 in the default tier; each rule compiles its own update
+        pytest.param(nd.tanh, nd.DW1(), marks=pytest.mark.slow),
         (nd.tanh, nd.DW2(0.2)),
-        (nd.tanh, nd.DW3()),
-        (nd.identity, nd.DW2(0.2, pooled=True)),
+        pytest.param(nd.tanh, nd.DW3(), marks=pytest.mark.slow),
+        pytest.param(nd.identity, nd.DW2(0.2, pooled=True), marks=pytest.mark.slow),
     ],
     ids=["DW1", "DW2", "DW3", "DW2-pooled"],
 )
