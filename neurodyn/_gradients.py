@@ -250,7 +250,9 @@ def check_method(method) -> None:
     if not isinstance(method, AbstractGradientMethod):
         raise ValueError(
             "`method` must be a gradient method: `nd.RecurrentBackprop()`, "
-            f"`nd.ImplicitDiff()` or `nd.UnrolledBPTT()`, got {method!r}."
+            "`nd.ImplicitDiff()`, `nd.UnrolledBPTT()`, `nd.SemiGradient()`, "
+            "`nd.PhantomGradient(steps)` or `nd.EquilibriumPropagation(beta)`, got "
+            f"{method!r}."
         )
 
 

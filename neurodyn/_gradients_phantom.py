@@ -50,8 +50,8 @@ class PhantomGradient(AbstractAdjointMethod):
 
     def __check_init__(self):
         as_count("steps", self.steps)
-        as_number("damping", self.damping)
-        if not 0 < self.damping <= 1:
+        damping = as_number("damping", self.damping)
+        if isinstance(damping, float) and not 0 < damping <= 1:
             raise ValueError(
                 f"`damping` must be in (0, 1] (the step size lambda of the damped "
                 f"iteration), got {self.damping!r}."

@@ -159,3 +159,14 @@ def test_bad_training_arguments(problem):
         nd.train(net, I, T, optimizer=SGD, steps=-1)
     with pytest.raises(ValueError, match="`resume=True` needs a `checkpoint_dir`"):
         nd.train(net, I, T, optimizer=SGD, steps=1, resume=True)
+    # a rule replaces the gradient that would carry the penalty: refused, not dropped
+    with pytest.raises(ValueError, match="give one of them, not both"):
+        nd.train(
+            net,
+            I,
+            T,
+            optimizer=SGD,
+            steps=1,
+            rule=nd.DW2(0.1),
+            regularizer=nd.JacobianPenalty(0.1),
+        )

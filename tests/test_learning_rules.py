@@ -240,3 +240,12 @@ def test_learning_rules_demo_recomputes_in_numpy(tmp_path_factory):
         assert reported["stable"], label
     exact = metrics["methods"]["exact (ImplicitDiff)"]
     assert exact["angle_max"] < 1e-2
+
+
+def test_phantom_damping_may_be_traced():
+    """The damping is a parameter like any other: a traced value (here under jit,
+    as when vmapped over dampings) builds the method; a concrete one is checked."""
+    damping = jax.jit(lambda d: nd.PhantomGradient(5, d).damping)(0.5)
+    assert float(damping) == 0.5
+    with pytest.raises(ValueError, match="`damping` must be in"):
+        nd.PhantomGradient(5, 1.5)

@@ -21,8 +21,9 @@ $(1 - A^T)^{-1}$ applied to a Jacobian-vector product of
 $(x, \theta) \mapsto A^T z^* + J(x)$. The weights then follow
 $d\theta/dt = \eta\, v(x, z; \theta)$ at the corrected point: order 0 (the gradient
 flow, $x = x^*$, $z = z^*$) is off by $O(\epsilon)$ in $\theta$, order 1 by
-$O(\epsilon^2)$. The slow ODE is not stiff: its steps follow how fast $\theta$
-changes, not $\tau$.
+$O(\epsilon^2)$. The slow ODE does not see $\tau$, but it is stiff in the loss
+curvature: an explicit solver needs about $\eta\,t_1\,\lambda_{\max}(\nabla^2 E)$
+steps (docs/analog_solvers.md).
 """
 
 import diffrax

@@ -224,6 +224,11 @@ def train(
             JacobianPenalty,
             "`nd.JacobianPenalty(strength)`",
         )
+    if regularizer is not None and rule is not None:
+        raise ValueError(
+            "`regularizer` adds a term to the loss, whose gradient a `rule` replaces: "
+            "give one of them, not both."
+        )
     if callback is not None and not callable(callback):
         raise TypeError(
             f"`callback` must be a function callback(k, model), got {callback!r}."

@@ -24,7 +24,7 @@ class EnergyNetwork(AbstractNetwork):
 
     with $W$ symmetric (Scellier & Bengio's eqs 1, 2, bias folded into the source).
     The drive is $F(s) = \rho'(s) \odot (W\rho(s) + I\,\delta_A)$ and the Jacobian
-    $\partial F/\partial s = \partial^2 E/\partial s^2 - 1$ is symmetric: the
+    $\partial F/\partial s = 1 - \partial^2 E/\partial s^2$ is symmetric: the
     condition under which [`neurodyn.EquilibriumPropagation`][] gives the gradient.
 
     The weights used are the symmetric part $W = (W_0 + W_0^T)/2$ of the stored
