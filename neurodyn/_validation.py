@@ -47,6 +47,19 @@ def as_float_array(name: str, x: ArrayLike) -> Array:
     return arr
 
 
+def as_connectivity(mask: ArrayLike | None, n: int) -> Array:
+    """A boolean $(N, N)$ connectivity mask; None means every connection."""
+    if mask is None:
+        return jnp.ones((n, n), dtype=bool)
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_ or mask.shape != (n, n):
+        raise ValueError(
+            f"`connectivity` must be a boolean mask of shape ({n}, {n}), got "
+            f"dtype {mask.dtype} and shape {mask.shape}."
+        )
+    return mask
+
+
 def as_unit_mask(name: str, mask: ArrayLike | None, n: int) -> Array:
     """A boolean mask of shape `(n,)`; `None` means every unit."""
     if mask is None:

@@ -7,6 +7,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Scalar
 from .._activations import Activation, logistic
 from .._validation import (
     as_activation,
+    as_connectivity,
     as_square_weights,
     as_time_constant,
     as_unit_mask,
@@ -64,14 +65,7 @@ class EnergyNetwork(AbstractNetwork):
     ):
         weights = as_square_weights(weights)
         n = weights.shape[0]
-        if connectivity is None:
-            connectivity = jnp.ones((n, n), dtype=bool)
-        connectivity = jnp.asarray(connectivity)
-        if connectivity.dtype != jnp.bool_ or connectivity.shape != (n, n):
-            raise ValueError(
-                f"`connectivity` must be a boolean mask of shape ({n}, {n}), got "
-                f"dtype {connectivity.dtype} and shape {connectivity.shape}."
-            )
+        connectivity = as_connectivity(connectivity, n)
         if not bool(jnp.all(connectivity == connectivity.T)):
             raise ValueError(
                 "`connectivity` must be symmetric (an energy network's connections "

@@ -9,6 +9,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 from .._activations import Activation, logistic
 from .._validation import (
     as_activation,
+    as_connectivity,
     as_square_weights,
     as_time_constant,
     as_unit_mask,
@@ -45,14 +46,7 @@ class AbstractFirstOrderNetwork(AbstractNetwork):
     ):
         weights = as_square_weights(weights)
         n = weights.shape[0]
-        if connectivity is None:
-            connectivity = jnp.ones((n, n), dtype=bool)
-        connectivity = jnp.asarray(connectivity)
-        if connectivity.dtype != jnp.bool_ or connectivity.shape != (n, n):
-            raise ValueError(
-                f"`connectivity` must be a boolean mask of shape ({n}, {n}), got "
-                f"dtype {connectivity.dtype} and shape {connectivity.shape}."
-            )
+        connectivity = as_connectivity(connectivity, n)
         self.weights = weights
         self.activation = as_activation("activation", activation)
         self.input_units = as_unit_mask("input_units", input_units, n)
