@@ -317,11 +317,17 @@ class SlowManifold(AbstractAnalogMethod):
             p, static, x, z, I, T, eta, slow_ts, self.order, self.solver,
             rtol, atol, max_steps, solves,
         )  # fmt: skip
-        x, z, _ = manifold_points(p, static, x, z, I, T, eta, self.order, solves)
+        x, z, correction = manifold_points(
+            p, static, x, z, I, T, eta, self.order, solves
+        )
         # The error estimate: the first-order term's size where the slow phase
-        # starts and ends, whatever the save times.
-        p_, x_, z_ = jax.tree.map(lambda leaf: leaf[jnp.array([0, -1])], (p, x, z))
-        _, _, correction = manifold_points(p_, static, x_, z_, I, T, eta, 1, solves)
+        # starts and ends, whatever the save times (an order-1 run has it already).
+        ends = jnp.array([0, -1])
+        if self.order == 1:
+            correction = correction[ends]
+        else:
+            p_, x_, z_ = jax.tree.map(lambda leaf: leaf[ends], (p, x, z))
+            _, _, correction = manifold_points(p_, static, x_, z_, I, T, eta, 1, solves)
         keep = jnp.isin(slow_ts, ts)
         x, z, p = jax.tree.map(lambda leaf: leaf[keep], (x, z, p))
         joined = jax.tree.map(
