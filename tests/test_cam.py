@@ -303,3 +303,14 @@ def test_demo_landscape_holds_the_memories_and_the_saddles_between_them(demo_run
     assert landscape["saddles"] == 5
     for pair in landscape["saddle_connections"]:
         assert len(pair) == 2 and pair[0] != pair[1]
+
+
+def test_methods_agree_to_their_measured_precision(problem):
+    """docs/cam.md's numbers with a 100x margin: each method within 6.3e-10 of the
+    central differences (their own error) and within 4e-12 of the others."""
+    *_, fd, grads = problem
+    (E0, g0), *others = grads.values()
+    assert relative_error(g0.weights, fd) <= 6e-8
+    for E, g in others:
+        assert relative_error(g.weights, fd) <= 6e-8
+        assert relative_error(g.weights, g0.weights) <= 4e-10
