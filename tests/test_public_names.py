@@ -31,6 +31,7 @@ VALUE_TESTS = {
         "AnalogRun": ["test_analog_learning_follows_the_gradient_flow"],
         "Anderson": ["test_solver_reaches_the_reference"],
         "Clamped": ["test_master_is_eq_31_with_thresholds"],
+        "ContinualEP": ["test_continual_ep_approaches_ep_as_its_rate_vanishes"],
         "FullSystem": [
             "test_tau_rescales_time",
             "test_solver_changes_the_work_not_the_result",
