@@ -646,9 +646,15 @@ ENTRY_POINTS = {
     ),
     "jacobian_norm": Entry(
         nd.jacobian_norm,
-        (net(), I),
+        (net(), I, T),
         dict(key=jax.random.key(0)),
-        {**RELAX_KINDS, "key": OBJECT, "probes": COUNT, "method": OBJECT},
+        {
+            **RELAX_KINDS,
+            "T": PATTERNS,
+            "key": OBJECT,
+            "probes": COUNT,
+            "method": OBJECT,
+        },
     ),
 }
 
