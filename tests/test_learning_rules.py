@@ -282,6 +282,14 @@ def test_learning_rules_demo_recomputes_in_numpy(tmp_path_factory):
         assert reported["stable"], label
     exact = metrics["methods"]["exact (ImplicitDiff)"]
     assert exact["angle_max"] < 1e-2
+    continual = metrics["continual"]["runs"]
+    assert set(arrays["params_continual"]) == set(continual)
+    for label, weights in arrays["params_continual"].items():
+        s = numpy_energy_relax(weights, params["input_units"], data["I"])
+        error = np.where(params["output_units"], data["T"] - s, 0.0)
+        reported = continual[label]["final_E_total"]
+        if reported is not None:
+            np.testing.assert_allclose(0.5 * np.sum(error**2), reported, rtol=1e-3)
 
 
 def test_phantom_damping_may_be_traced():
