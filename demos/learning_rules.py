@@ -4,9 +4,12 @@ propagation (one-sided and symmetric), with the same optimizer and budget: learn
 curves, the angle to the exact gradient along learning, time and memory per
 gradient, and whether every fixed point stayed stable. Second part: the `stability`
 demo's setting at the learning rate where gradient descent loses stability, with a
-Jacobian penalty and with Zhu & Rosenbaum's dW2."""
+Jacobian penalty and with Zhu & Rosenbaum's dW2. Third part: equilibrium propagation
+with continual weight updates (C-EP, on `nd.analog_learning`) against EP by SGD at
+the same rates."""
 
 import pathlib
+import time
 
 import equinox as eqx
 import jax
@@ -108,6 +111,78 @@ def stabilised(steps: int) -> tuple[dict, dict]:
     return traces, losses
 
 
+# C-EP: the nudging strength, the nudged phase's length (the slowest mode decays
+# like exp(-0.97 t)) and the rates, one where C-EP tracks EP and one where it does not.
+CEP_BETA, CEP_PHASE, CEP_ETAS = 0.1, 20.0, (0.03, 0.1)
+
+
+def last(models):
+    """The last model of a run's stacked models."""
+    arrays, static = eqx.partition(models, eqx.is_array)
+    return eqx.combine(jax.tree.map(lambda a: a[-1], arrays), static)
+
+
+def continual(start, I, T, eta: float, steps: int, every: int) -> dict:
+    """`steps` phases of C-EP at rate `eta` (each a free phase, then a nudged phase
+    with the weights moving) from `start`; against the exact gradient at the
+    start of every `every`-th phase: the angle of the update
+    $-\Delta\theta/\eta$ and its norm relative to the gradient's."""
+    method = nd.ContinualEP(CEP_BETA)
+    model, losses, angles, norms, seconds = start, [], [], [], []
+    for k in range(steps):
+        begin = time.perf_counter()
+        run = nd.analog_learning(
+            model,
+            I,
+            T,
+            eta=eta,
+            t1=CEP_PHASE,
+            saveat=np.array([0.0, CEP_PHASE]),
+            method=method,
+            **RELAX,
+        )
+        new = last(jax.block_until_ready(run.model))
+        seconds.append(time.perf_counter() - begin)
+        losses.append(float(run.loss[0]))
+        if k % every == 0:
+            update = -np.ravel(np.asarray(new.weights - model.weights)) / eta
+            exact = gradient(model, I, T, nd.ImplicitDiff())
+            cosine = update @ exact / np.linalg.norm(update) / np.linalg.norm(exact)
+            angles.append(np.degrees(np.arccos(np.clip(cosine, -1, 1))))
+            norms.append(np.linalg.norm(update) / np.linalg.norm(exact))
+        model = new
+    losses.append(float(run.loss[-1]))
+    return dict(
+        model=model,
+        E_total=np.asarray(losses),
+        angles=np.asarray(angles),
+        norms=np.asarray(norms),
+        seconds=float(np.median(seconds[1:])) if steps > 1 else seconds[0],
+    )
+
+
+def continual_comparison(start, I, T, steps: int, every: int) -> dict:
+    """C-EP and one-sided EP by SGD at each rate of `CEP_ETAS`, from `start`."""
+    runs = {}
+    for eta in CEP_ETAS:
+        sgd = nd.train(
+            start,
+            I,
+            T,
+            optimizer=optax.sgd(eta),
+            steps=steps,
+            method=nd.EquilibriumPropagation(CEP_BETA),
+            **RELAX,
+        )
+        runs[f"EP beta={CEP_BETA}, SGD {eta}"] = dict(
+            model=sgd.model, E_total=np.asarray(sgd.history.E_total)
+        )
+        runs[f"C-EP beta={CEP_BETA}, eta={eta}"] = continual(
+            start, I, T, eta, steps, every
+        )
+    return runs
+
+
 def run(out: pathlib.Path, *, small: bool = False) -> dict:
     start_weights, I, T = problem()
     start = network(start_weights)
@@ -132,6 +207,7 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
         leading[label] = float(np.max(np.real(nd.spectrum(trained, fp, I))))
     costs = nd.compare_directions(start, I, T, methods=list(METHODS.values()), **RELAX)
     traces, stability_losses = stabilised(20 if small else 100)
+    cep = continual_comparison(start, I, T, steps, every)
 
     fig, (ax_loss, ax_angle) = plt.subplots(1, 2, figsize=(11, 4))
     plot.learning_curves(
@@ -171,7 +247,31 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
     plot.learning_curves(ax_loss, stability_losses, title="$E_{\\mathrm{total}}$")
     plot.save(fig, out / "stabilised.png")
 
+    fig, (ax_loss, ax_angle) = plt.subplots(1, 2, figsize=(11, 4))
+    plot.learning_curves(
+        ax_loss,
+        {label: r["E_total"] for label, r in cep.items()},
+        title=f"C-EP and EP by SGD, $\\beta$ = {CEP_BETA}",
+    )
+    for label, r in cep.items():
+        if "angles" in r:
+            ax_angle.semilogy(
+                np.arange(len(r["angles"])) * every,
+                np.maximum(r["angles"], 1e-6),
+                marker="o",
+                label=label,
+            )
+    ax_angle.set_xlabel("updates (phases)")
+    ax_angle.set_ylabel("angle of the C-EP update to the exact gradient (degrees)")
+    ax_angle.grid(True, alpha=0.3)
+    ax_angle.legend()
+    plot.save(fig, out / "continual_ep.png")
+
     np.savez(out / "params.npz", **model_arrays(results["exact (ImplicitDiff)"].model))
+    np.savez(
+        out / "params_continual.npz",
+        **{label: np.asarray(r["model"].weights) for label, r in cep.items()},
+    )
     np.savez(
         out / "params_by_method.npz",
         **{label: np.asarray(r.model.weights) for label, r in results.items()},
@@ -203,6 +303,27 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
                 "stable": leading[label] < 0,
             }
             for label, cost in zip(labels, costs)
+        },
+        "continual": {
+            "beta": CEP_BETA,
+            "phase_length": CEP_PHASE,
+            "runs": {
+                label: {
+                    "start_E_total": float(r["E_total"][0]),
+                    "final_E_total": stability.finite_or_none(r["E_total"][-1]),
+                    "E_total": [stability.finite_or_none(e) for e in r["E_total"]],
+                    **(
+                        {
+                            "angle_to_exact_along": r["angles"],
+                            "relative_norm_along": r["norms"],
+                            "seconds_per_update": r["seconds"],
+                        }
+                        if "angles" in r
+                        else {}
+                    ),
+                }
+                for label, r in cep.items()
+            },
         },
         "stability_eta": STABILITY_ETA,
         "stability": {

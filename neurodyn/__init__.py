@@ -70,6 +70,7 @@ from ._learning.analog import (
     learning_field as learning_field,
 )
 from ._learning.analog_method import AbstractAnalogMethod as AbstractAnalogMethod
+from ._learning.continual_ep import ContinualEP as ContinualEP
 from ._learning.full_system import FullSystem as FullSystem
 from ._learning.jacobian_penalty import (
     JacobianPenalty as JacobianPenalty,

@@ -252,6 +252,9 @@ ENTRY_POINTS = {
         accepted={("order", "zero"): "order 0 is the gradient flow"},
     ),
     "FullSystem": Entry(nd.FullSystem, (), {}, {"solver": OBJECT}),
+    "ContinualEP": Entry(
+        nd.ContinualEP, (0.1,), {}, {"beta": POSITIVE, "solver": OBJECT}
+    ),
     "rule_direction": Entry(
         nd.rule_direction,
         (nd.DW1(), rate_net(), I, T),
@@ -643,9 +646,15 @@ ENTRY_POINTS = {
     ),
     "jacobian_norm": Entry(
         nd.jacobian_norm,
-        (net(), I),
+        (net(), I, T),
         dict(key=jax.random.key(0)),
-        {**RELAX_KINDS, "key": OBJECT, "probes": COUNT, "method": OBJECT},
+        {
+            **RELAX_KINDS,
+            "T": PATTERNS,
+            "key": OBJECT,
+            "probes": COUNT,
+            "method": OBJECT,
+        },
     ),
 }
 

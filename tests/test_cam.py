@@ -144,6 +144,25 @@ def test_closed_form_equals_generic(problem):
     assert relative_error(y[0], cam.activation.derivative(v) * adjoint) <= 1e-9
 
 
+@pytest.mark.slow
+def test_jacobian_norm_with_targets_is_the_masters():
+    """Given the targets, `jacobian_norm` measures the Jacobian `train` penalises,
+    the master's at z* (eq 29), not the slave's: Hutchinson's estimate with the same
+    probes from the dense Jacobians of the clamped drive."""
+    cam, I, T = random_memory()
+    key, probes = jr.key(5), 4
+    value = nd.jacobian_norm(
+        cam, I, T, key=key, probes=probes, x0=nd.memory_start(cam, T), **TIGHT
+    )
+    z = master_fixed_points(cam, I, T)
+    expected = 0.0
+    for a, k in enumerate(jr.split(key, I.shape[0])):
+        A = jax.jacfwd(lambda z_: cam.drive(z_, nd.Clamped(I[a], T[a])))(z[a])
+        v = jr.normal(k, (probes, z.shape[1]), dtype=z.dtype)
+        expected += float(jnp.mean(jnp.sum((v @ A.T) ** 2, axis=-1)))
+    np.testing.assert_allclose(value, expected, rtol=1e-8)
+
+
 @pytest.fixture(scope="module")
 def trained():
     cam, _, T = random_memory(8, 6, 2, seed=3, scale=0.85)

@@ -18,6 +18,8 @@ import pytest
 
 import neurodyn as nd
 from neurodyn._config import build, optimizer
+from neurodyn._learning.checkpoint import fingerprint
+from neurodyn._learning.train import _identity
 from neurodyn.cli import main
 
 
@@ -266,6 +268,44 @@ def test_foreign_checkpoints_are_refused(problem, tmp_path, change, message):
         change.update(I=np.zeros((2, 4)), T=np.zeros((2, 4)))
     with pytest.raises(ValueError, match=message):
         _train(problem, tmp_path, resume=True, steps=3, **change)
+
+
+def test_fingerprint_holds_every_setting_of_a_strategy():
+    """Another beta (a number or an array), one-sided against symmetric, another
+    number of phantom steps (static) or of penalty probes: another fingerprint."""
+    same = [
+        nd.EquilibriumPropagation(0.1),
+        nd.EquilibriumPropagation(jnp.asarray(0.1)),
+        nd.PhantomGradient(3),
+        nd.JacobianPenalty(0.1),
+    ]
+    other = [
+        nd.EquilibriumPropagation(0.2),
+        nd.EquilibriumPropagation(jnp.asarray(0.2)),
+        nd.PhantomGradient(4),
+        nd.JacobianPenalty(0.1, probes=2),
+        nd.EquilibriumPropagation(0.1, symmetric=True),
+    ]
+    ids = [fingerprint(procedure=_identity(s)) for s in same + other]
+    assert len(set(ids)) == len(ids)
+    assert ids[0] == fingerprint(procedure=_identity(nd.EquilibriumPropagation(0.1)))
+
+
+@pytest.mark.slow
+def test_resume_with_other_method_settings_is_refused(problem, tmp_path):
+    """The fingerprint holds each strategy's settings, not only its type: a run of
+    EP at beta = 0.1 resumes only at beta = 0.1, one-sided."""
+    units = np.arange(3)
+    net = nd.EnergyNetwork(
+        np.zeros((3, 3)), input_units=units == 0, output_units=units == 2
+    )
+    ep = nd.EquilibriumPropagation(0.1)
+    _train(problem, tmp_path, net=net, method=ep)
+    for other in (nd.EquilibriumPropagation(0.2), nd.EquilibriumPropagation(0.1, True)):
+        with pytest.raises(ValueError, match="another run"):
+            _train(problem, tmp_path, resume=True, steps=3, net=net, method=other)
+    resumed = _train(problem, tmp_path, resume=True, steps=3, net=net, method=ep)
+    assert resumed.history.E_total.shape == (4,)  # E after 0, ..., 3 updates
 
 
 def test_resume_may_extend_a_run(problem, tmp_path):

@@ -2,6 +2,7 @@
 phantom gradients, the angle report. Every estimate is checked in float64 against
 the exact gradient (itself checked against finite differences)."""
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -83,6 +84,38 @@ def test_equilibrium_propagation_converges_at_its_order(
 
 
 @pytest.mark.slow
+def test_continual_ep_approaches_ep_as_its_rate_vanishes(energy_problem):
+    """C-EP's weight change over one nudged phase, per unit rate, against EP's
+    one-sided estimate at the same beta: the moving weights add O(eta / beta)
+    relative to it (fitted slope 1 over eta), so at small eta and beta it is the
+    exact gradient step."""
+    model, I, T, exact = energy_problem
+    beta, t1 = 1e-3, 40.0  # the slowest nudged mode decays like exp(-0.93 t)
+    ep = nd.EquilibriumPropagation(jnp.asarray(beta))
+    _, grads = nd.value_and_grad(model, I, T, method=ep, **TIGHT)
+    etas = np.array([1e-4, 3e-5, 1e-5, 3e-6, 1e-6])
+    errors = []
+    for eta in etas:
+        run = nd.analog_learning(
+            model,
+            I,
+            T,
+            eta=eta,
+            t1=t1,
+            saveat=np.array([t1]),
+            method=nd.ContinualEP(beta),
+            rtol=1e-12,
+            atol=1e-14,
+        )
+        update = -(run.model.weights[-1] - model.weights) / eta
+        errors.append(relative_error(update, grads.weights))
+    slope = np.polyfit(np.log(etas), np.log(errors), 1)[0]
+    assert abs(slope - 1) < 0.15, (slope, errors)
+    assert errors[-1] < 1e-3, errors
+    assert relative_error(update, exact) < 1e-2
+
+
+@pytest.mark.slow
 def test_equilibrium_propagation_trains_like_any_method():
     model = energy_network()
     I, T = random_patterns(N, 3)
@@ -96,6 +129,15 @@ def test_equilibrium_propagation_refuses_a_network_without_energy():
     I, T = random_patterns(N, 2)
     with pytest.raises(ValueError, match="EnergyNetwork"):
         nd.value_and_grad(model, I, T, method=nd.EquilibriumPropagation())
+
+
+def test_continual_ep_refuses_a_network_without_energy_and_imex_solvers():
+    model = random_network(nd.FirstOrderNetwork, N)
+    I, T = random_patterns(N, 2)
+    with pytest.raises(ValueError, match="EnergyNetwork"):
+        nd.analog_learning(model, I, T, eta=0.1, t1=1.0, method=nd.ContinualEP())
+    with pytest.raises(ValueError, match="non-IMEX"):
+        nd.ContinualEP(solver=diffrax.KenCarp4())
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +282,14 @@ def test_learning_rules_demo_recomputes_in_numpy(tmp_path_factory):
         assert reported["stable"], label
     exact = metrics["methods"]["exact (ImplicitDiff)"]
     assert exact["angle_max"] < 1e-2
+    continual = metrics["continual"]["runs"]
+    assert set(arrays["params_continual"]) == set(continual)
+    for label, weights in arrays["params_continual"].items():
+        s = numpy_energy_relax(weights, params["input_units"], data["I"])
+        error = np.where(params["output_units"], data["T"] - s, 0.0)
+        reported = continual[label]["final_E_total"]
+        if reported is not None:
+            np.testing.assert_allclose(0.5 * np.sum(error**2), reported, rtol=1e-3)
 
 
 def test_phantom_damping_may_be_traced():

@@ -182,8 +182,8 @@ def load_checkpoint(
     if manifest.get("run") != run_id:
         raise _refuse(
             folder,
-            "belongs to another run: the patterns, start state, mode, method, rule "
-            "or key differ",
+            "belongs to another run: the patterns, start state, mode, method, rule, "
+            "regularizer (or their settings) or key differ",
         )
     files = manifest["sha256"]
     state_name, history_name = f"state-{step}.eqx", f"history-{step}.npz"

@@ -69,10 +69,14 @@ STATS = ("num_steps", "num_accepted_steps", "num_rejected_steps")
 
 
 @eqx.filter_jit
-def _integrate(params, static, x0, I, T, eta, ts, solver, rtol, atol, max_steps):
+def integrate_terms(
+    terms, params, static, x0, I, T, eta, ts, solver, rtol, atol, max_steps
+):
+    """Solve `terms` (a field of the state $(x, z, \theta)$ and the args
+    `(static, I, T, eta)`) from $(x_0, 0, \theta)$, saving at `ts`."""
     y0 = (x0, jnp.zeros_like(x0), params)
     sol = diffrax.diffeqsolve(
-        learning_terms(solver),
+        terms,
         solver,
         t0=ts[0],
         t1=ts[-1],
@@ -113,7 +117,8 @@ class FullSystem(AbstractAnalogMethod):
             )
 
     def integrate(self, params, static, x0, I, T, eta, ts, rtol, atol, max_steps):
-        (x, z, saved), stats = _integrate(
-            params, static, x0, I, T, eta, ts, self.solver, rtol, atol, max_steps
+        terms = learning_terms(self.solver)
+        (x, z, saved), stats = integrate_terms(
+            terms, params, static, x0, I, T, eta, ts, self.solver, rtol, atol, max_steps
         )
         return Segment(x, z, saved, stats, jnp.asarray(rtol, x.dtype))

@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Scalar
 
 from .._gradients import AbstractGradientMethod, ImplicitDiff, check_method
 from .._models.base import AbstractNetwork
-from .._relax import as_relaxation, check_converged, initial_state
+from .._relax import as_relaxation, batched, check_converged, initial_state
 from .._validation import (
     as_count,
     as_number,
@@ -19,6 +19,7 @@ from .._validation import (
     check_instance,
     check_network,
     check_relaxation_options,
+    check_same_batch,
 )
 
 
@@ -93,11 +94,12 @@ JacobianPenalty.__init__.__doc__ = """**Arguments:**
 
 
 @eqx.filter_jit
-def _jacobian_norm(model, I, x0, key, probes, method, relaxation):
-    fp = method.fixed_point(model, I, x0, relaxation)
+def _jacobian_norm(model, I, T, x0, key, probes, method, relaxation):
+    source = I if T is None else batched(model.training_source, I, T)
+    fp = method.fixed_point(model, source, x0, relaxation)
     keys = jr.split(key, I.shape[0])
     norms = jax.vmap(lambda x_, i, k: hutchinson_frobenius(model, x_, i, k, probes))(
-        fp.x, I, keys
+        fp.x, source, keys
     )
     return jnp.sum(norms), fp
 
@@ -105,6 +107,7 @@ def _jacobian_norm(model, I, x0, key, probes, method, relaxation):
 def jacobian_norm(
     model: AbstractNetwork,
     I: ArrayLike,
+    T: ArrayLike | None = None,
     *,
     key: PRNGKeyArray,
     probes: int = 1,
@@ -123,6 +126,11 @@ def jacobian_norm(
     **Arguments:**
 
     - `model`: any network; `I`: sources $(N,)$ or $(P, N)$.
+    - `T`: targets like `I`; if given, every pattern relaxes under
+        `model.training_source(I, T)`, as in [`neurodyn.train`][] (so the value is
+        the [`neurodyn.JacobianPenalty`][] that `train` adds, for a model whose
+        learning phase is clamped, such as the
+        [`neurodyn.ContentAddressableMemory`][]'s master); `None`: under `I`.
     - `key`: the random key of the probes; `probes`: probes per pattern.
     - `method`: the gradient method through $x^*$, default
         [`neurodyn.ImplicitDiff`][].
@@ -140,6 +148,9 @@ def jacobian_norm(
     check_relaxation_options(rtol, atol, t_max, max_steps)
     relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = jnp.atleast_2d(as_patterns("I", I, model.n_units))
+    if T is not None:
+        T = jnp.atleast_2d(as_patterns("T", T, model.n_units).astype(I.dtype))
+        check_same_batch(I, T)
     x0 = initial_state(model, I, as_start(x0, I))
-    value, fp = _jacobian_norm(model, I, x0, key, probes, method, relaxation)
+    value, fp = _jacobian_norm(model, I, T, x0, key, probes, method, relaxation)
     return check_converged(fp, value)

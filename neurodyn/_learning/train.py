@@ -119,6 +119,15 @@ def _errors(params, static, I, T, x0, method, relaxation):
     return pattern_errors(eqx.combine(params, static), I, T, x0, method, relaxation)
 
 
+def _identity(strategy) -> list:
+    """What identifies a strategy (mode, method, rule, regularizer) in a run's
+    fingerprint: its type with every static field and number (printed) and the
+    values of its arrays: another `beta` or number of phantom steps is another
+    run."""
+    arrays, rest = eqx.partition(strategy, eqx.is_array)
+    return [eqx.tree_pformat(rest), *jax.tree.leaves(arrays)]
+
+
 def train(
     model: AbstractNetwork,
     I: ArrayLike,
@@ -255,17 +264,7 @@ def train(
     run_id = fingerprint(
         model=[json.dumps(model_config(model)), eqx.filter(static, eqx.is_array)],
         patterns=[I, T, start_state],
-        procedure=[type(mode).__name__, type(method).__name__, type(rule).__name__],
-        **(
-            {}
-            if regularizer is None
-            else {
-                "regularizer": [
-                    type(regularizer).__name__,
-                    *jax.tree.leaves(regularizer),
-                ]
-            }
-        ),
+        procedure=[_identity(s) for s in (mode, method, rule, regularizer)],
         reinitialize=np.asarray(reinitialize),
         key=key,
     )
