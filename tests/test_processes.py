@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import neurodyn as nd
 from neurodyn import cli, launch
 from neurodyn._config import optimizer
 from neurodyn._sweep import expand_sweep
-from neurodyn.launch import free_port, spawn
+from neurodyn.launch import reserved_port, spawn
 
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -129,35 +130,35 @@ def run_processes(folder: pathlib.Path) -> None:
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES_EACH}",
         "JAX_ENABLE_X64": "1",
     }
-    address = f"127.0.0.1:{free_port()}"
     children = []
-    try:
-        for rank in range(PROCESSES):
-            code = (
-                "from tests.test_processes import distributed_run; "
-                f"distributed_run({str(folder)!r}, {address!r}, {rank})"
-            )
-            log = open(folder / f"process-{rank}.log", "w")
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", code],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+    with reserved_port() as port:
+        try:
+            for rank in range(PROCESSES):
+                code = (
+                    "from tests.test_processes import distributed_run; "
+                    f"distributed_run({str(folder)!r}, '127.0.0.1:{port}', {rank})"
                 )
-            )
-        deadline = time.monotonic() + TIMEOUT
-        for child in children:
-            child.wait(timeout=max(1.0, deadline - time.monotonic()))
-        logs = [(folder / f"process-{r}.log").read_text() for r in range(PROCESSES)]
-        for child, log in zip(children, logs):
-            assert child.returncode == 0, log[-3000:]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+                log = open(folder / f"process-{rank}.log", "w")
+                children.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", code],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            deadline = time.monotonic() + TIMEOUT
+            for child in children:
+                child.wait(timeout=max(1.0, deadline - time.monotonic()))
+            logs = [(folder / f"process-{r}.log").read_text() for r in range(PROCESSES)]
+            for child, log in zip(children, logs):
+                assert child.returncode == 0, log[-3000:]
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
 
 
 @pytest.fixture(scope="module")
@@ -325,6 +326,8 @@ def test_a_sweep_is_every_combination_of_its_values():
         ({"patterns.I": [1]}, "cannot be swept"),
         ({"nothing.seed": [1]}, "does not name a key"),
         ({"optimizer.learning_rate": [-1.0]}, "Sweep run optimizer.learning_rate=-1.0"),
+        ({"optimizer.name": ["sgd", "../../sgd"]}, "cannot hold a path separator"),
+        ({"optimizer.name": ["a\\b"]}, "cannot hold a path separator"),
     ],
 )
 def test_a_sweep_refuses_bad_values(sweep, message):
@@ -338,8 +341,24 @@ def test_the_launcher_checks_its_arguments(tmp_path, capsys):
     assert "`--processes` must be a positive integer, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         launch.main([])
-    with pytest.raises(SystemExit):
-        launch.main(["--processes", "2", "--coordinator", "127.0.0.1:1", *command])
+    for joins in (["--coordinator", "127.0.0.1:1"], ["--process-id", "0"]):
+        with pytest.raises(SystemExit):
+            launch.main(["--processes", "2", *joins, *command])
+        assert "not both" in capsys.readouterr().err
+
+
+def test_the_coordinator_port_is_held_until_the_processes_end():
+    with reserved_port() as port:
+        # Another program asking for this port is refused...
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
+        # ...but a server that shares it (as the coordinator's gRPC does) binds.
+        with socket.socket() as coordinator:
+            coordinator.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            coordinator.bind(("127.0.0.1", port))
+            coordinator.listen()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
 
 
 def _running(marker: str) -> list[str]:
