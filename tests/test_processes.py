@@ -28,8 +28,6 @@ STEPS, HALF = 4, 2
 OPTIMIZER = optimizer("sgd", 0.5)
 KEY_SEED = 3
 SWEEP = {"sweep": {"seed": [0, 1]}}
-# Sums the patterns' gradient contributions in an order fixed by P alone.
-FIXED = nd.RecurrentBackprop(fixed_order_sum=True)
 ANALOG = dict(eta=0.5, t1=2.0, saveat=np.array([0.0, 1.0, 2.0]))
 # Every process compiles every program: ~25 min of wall time measured on a 2-core
 # machine shared with other jobs (load ~15), a few on a quiet one.
@@ -115,16 +113,6 @@ def distributed_run(folder: str, address: str, rank: int) -> None:
     one = fit(I_sharded, T_sharded, folder / "one-half", resume=True)
     facts["resumed_one_weights"] = to_host(one.model.weights)
     facts["resumed_one_E_patterns"] = one.history.E_patterns
-    # The fixed-order sum: uninterrupted, interrupted, and resumed from 1 process.
-    run = fit(I_sharded, T_sharded, folder / "two-fixed", method=FIXED)
-    facts["fixed_weights"] = to_host(run.model.weights)
-    facts["fixed_E_patterns"] = run.history.E_patterns
-    fit(I_sharded, T_sharded, folder / "two-fixed-half", steps=HALF, method=FIXED)
-    one = fit(
-        I_sharded, T_sharded, folder / "one-fixed-half", resume=True, method=FIXED
-    )
-    facts["fixed_resumed_one_weights"] = to_host(one.model.weights)
-    facts["fixed_resumed_one_E_patterns"] = one.history.E_patterns
     analog = nd.analog_learning(problem()[0], I_sharded, T_sharded, **ANALOG)
     facts["analog_weights"] = to_host(analog.model.weights)
     facts["analog_x"] = to_host(analog.x)
@@ -179,7 +167,6 @@ def two(tmp_path_factory):
     folder = tmp_path_factory.mktemp("processes")
     _, I, T = problem()
     fit(I, T, folder / "one-half", steps=HALF)
-    fit(I, T, folder / "one-fixed-half", steps=HALF, method=FIXED)
     (folder / "config.json").write_text(json.dumps(config()))
     (folder / "sweep.json").write_text(json.dumps({**config(), **SWEEP}))
     run_processes(folder)
@@ -249,30 +236,6 @@ def test_a_one_process_checkpoint_resumes_in_two_processes(two):
     np.testing.assert_allclose(
         facts["resumed_one_weights"], one.model.weights, rtol=0, atol=1e-12
     )
-
-
-@pytest.mark.slow
-def test_the_fixed_order_sum_gives_one_process_bit_for_bit(two):
-    _, facts = two
-    _, I, T = problem()
-    one = fit(I, T, None, method=FIXED)
-    np.testing.assert_array_equal(facts["fixed_weights"], one.model.weights)
-    np.testing.assert_array_equal(facts["fixed_E_patterns"], one.history.E_patterns)
-
-
-@pytest.mark.slow
-def test_fixed_order_checkpoints_resume_across_process_counts_bit_for_bit(two):
-    folder, facts = two
-    _, I, T = problem()
-    # Written by 2 processes, resumed by 1; written by 1, resumed by 2: both are
-    # the uninterrupted 2-process run.
-    resumed = fit(I, T, folder / "two-fixed-half", resume=True, method=FIXED)
-    for weights, errors in [
-        (resumed.model.weights, resumed.history.E_patterns),
-        (facts["fixed_resumed_one_weights"], facts["fixed_resumed_one_E_patterns"]),
-    ]:
-        np.testing.assert_array_equal(weights, facts["fixed_weights"])
-        np.testing.assert_array_equal(errors, facts["fixed_E_patterns"])
 
 
 @pytest.mark.slow
