@@ -6,6 +6,9 @@ import itertools
 from ._config import check_config
 
 
+_SEPARATORS = set("/\\\0")  # path separators, and NUL (in no file name)
+
+
 def expand_sweep(config: dict) -> dict[str, dict]:
     """The runs of a config's `"sweep"`: one per combination of the values it lists.
 
@@ -27,6 +30,13 @@ def expand_sweep(config: dict) -> dict[str, dict]:
             raise ValueError(
                 f"config sweep key {key!r} must list distinct numbers or strings, got "
                 f"{values!r}."
+            )
+        # The values name run folders: `a/../..` would write outside the sweep.
+        unsafe = [v for v in values if _SEPARATORS & set(str(v))]
+        if unsafe:
+            raise ValueError(
+                f"config sweep key {key!r}: the values name run folders, so they "
+                f"cannot hold a path separator, got {unsafe[0]!r}."
             )
         if key == "sweep" or key.split(".")[0] == "patterns":
             raise ValueError(

@@ -14,11 +14,12 @@ runs it; `jax.devices()` then lists the devices of all processes, and
 """
 
 import argparse
+import contextlib
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 
 # At exit a process waits for every other to finish (JAX's shutdown barrier; it
@@ -27,11 +28,17 @@ from collections.abc import Sequence
 _SHUTDOWN_WAIT_SECONDS = 7 * 24 * 3600
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (for the local coordinator)."""
+@contextlib.contextmanager
+def reserved_port() -> Iterator[int]:
+    """A free TCP port on 127.0.0.1 for the local coordinator, held until the block
+    ends: by a socket bound (not listening) with `SO_REUSEPORT`. The coordinator's
+    gRPC server sets `SO_REUSEPORT` too, so it binds the port beside this socket,
+    while no other program is handed the port in the meantime (as it could be if
+    the port were released between being found free and being bound again)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 def _stop(children: Sequence[subprocess.Popen]) -> None:
@@ -65,43 +72,43 @@ def spawn(
     """
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"`--processes` must be a positive integer, got {processes}.")
-    address = f"127.0.0.1:{free_port()}"
     children = []
-    try:
-        for rank in range(processes):
-            children.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        *program,
-                        "--coordinator",
-                        address,
-                        "--num-processes",
-                        str(processes),
-                        "--process-id",
-                        str(rank),
-                        *command,
-                    ]
+    with reserved_port() as port:
+        try:
+            for rank in range(processes):
+                children.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            *program,
+                            "--coordinator",
+                            f"127.0.0.1:{port}",
+                            "--num-processes",
+                            str(processes),
+                            "--process-id",
+                            str(rank),
+                            *command,
+                        ]
+                    )
                 )
-            )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            codes = [child.poll() for child in children]
-            failed = [code for code in codes if code not in (None, 0)]
-            if failed:
-                return failed[0]
-            if all(code == 0 for code in codes):
-                return 0
-            if deadline is not None and time.monotonic() > deadline:
-                print(
-                    f"neurodyn: error: the {processes} processes did not finish "
-                    f"within {timeout:g} s; stopped them.",
-                    file=sys.stderr,
-                )
-                return 124
-            time.sleep(0.05)
-    finally:
-        _stop(children)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                codes = [child.poll() for child in children]
+                failed = [code for code in codes if code not in (None, 0)]
+                if failed:
+                    return failed[0]
+                if all(code == 0 for code in codes):
+                    return 0
+                if deadline is not None and time.monotonic() > deadline:
+                    print(
+                        f"neurodyn: error: the {processes} processes did not finish "
+                        f"within {timeout:g} s; stopped them.",
+                        file=sys.stderr,
+                    )
+                    return 124
+                time.sleep(0.05)
+        finally:
+            _stop(children)
 
 
 def initialize(
@@ -142,8 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.error("give a neurodyn command to run, e.g. `train --config F --out D`")
     if args.processes is not None:
-        if args.coordinator or args.num_processes is not None:
-            parser.error("give --processes, or --coordinator/--num-processes, not both")
+        joins = (args.coordinator, args.num_processes, args.process_id)
+        if any(option is not None for option in joins):
+            parser.error(
+                "give --processes, or --coordinator/--num-processes/--process-id, "
+                "not both"
+            )
         try:
             return spawn(args.command, args.processes)
         except ValueError as e:

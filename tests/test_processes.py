@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import neurodyn as nd
 from neurodyn import cli, launch
 from neurodyn._config import optimizer
 from neurodyn._sweep import expand_sweep
-from neurodyn.launch import free_port, spawn
+from neurodyn.launch import reserved_port, spawn
 
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -129,35 +130,35 @@ def run_processes(folder: pathlib.Path) -> None:
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES_EACH}",
         "JAX_ENABLE_X64": "1",
     }
-    address = f"127.0.0.1:{free_port()}"
     children = []
-    try:
-        for rank in range(PROCESSES):
-            code = (
-                "from tests.test_processes import distributed_run; "
-                f"distributed_run({str(folder)!r}, {address!r}, {rank})"
-            )
-            log = open(folder / f"process-{rank}.log", "w")
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", code],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+    with reserved_port() as port:
+        try:
+            for rank in range(PROCESSES):
+                code = (
+                    "from tests.test_processes import distributed_run; "
+                    f"distributed_run({str(folder)!r}, '127.0.0.1:{port}', {rank})"
                 )
-            )
-        deadline = time.monotonic() + TIMEOUT
-        for child in children:
-            child.wait(timeout=max(1.0, deadline - time.monotonic()))
-        logs = [(folder / f"process-{r}.log").read_text() for r in range(PROCESSES)]
-        for child, log in zip(children, logs):
-            assert child.returncode == 0, log[-3000:]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+                log = open(folder / f"process-{rank}.log", "w")
+                children.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", code],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            deadline = time.monotonic() + TIMEOUT
+            for child in children:
+                child.wait(timeout=max(1.0, deadline - time.monotonic()))
+            logs = [(folder / f"process-{r}.log").read_text() for r in range(PROCESSES)]
+            for child, log in zip(children, logs):
+                assert child.returncode == 0, log[-3000:]
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
 
 
 @pytest.fixture(scope="module")
@@ -295,6 +296,23 @@ def test_each_process_writes_only_its_share(two):
         assert log.count('"final_E_total"') == count, log[-3000:]
 
 
+@pytest.mark.slow  # compiles a relaxation: 171 s on the loaded machine
+def test_the_fixed_order_sum_adds_pattern_pairs_in_a_tree():
+    model, I, T = problem()
+    x = nd.relax(model, I).x
+    z = T[:7] - x[:7]  # any adjoint states (a jax.Array); 7: a level of odd length
+    summed, I_bar = nd.parameter_cotangent(model, x[:7], I[:7], z, fixed_order=True)
+    each = [nd.parameter_cotangent(model, x[a], I[a], z[a]) for a in range(7)]
+    W = [np.asarray(w.weights) for w, _ in each]
+    zero = np.zeros_like(W[0])
+    # ((W0 + W1) + (W2 + W3)) + ((W4 + W5) + (W6 + 0)), in exactly this order.
+    tree = ((W[0] + W[1]) + (W[2] + W[3])) + ((W[4] + W[5]) + (W[6] + zero))
+    np.testing.assert_array_equal(summed.weights, tree)
+    np.testing.assert_array_equal(I_bar, np.stack([np.asarray(i) for _, i in each]))
+    batch = nd.parameter_cotangent(model, x[:7], I[:7], z)[0].weights
+    np.testing.assert_allclose(summed.weights, batch, rtol=0, atol=1e-15)
+
+
 def test_a_sweep_is_every_combination_of_its_values():
     runs = expand_sweep(
         {
@@ -325,6 +343,8 @@ def test_a_sweep_is_every_combination_of_its_values():
         ({"patterns.I": [1]}, "cannot be swept"),
         ({"nothing.seed": [1]}, "does not name a key"),
         ({"optimizer.learning_rate": [-1.0]}, "Sweep run optimizer.learning_rate=-1.0"),
+        ({"optimizer.name": ["sgd", "../../sgd"]}, "cannot hold a path separator"),
+        ({"optimizer.name": ["a\\b"]}, "cannot hold a path separator"),
     ],
 )
 def test_a_sweep_refuses_bad_values(sweep, message):
@@ -338,8 +358,24 @@ def test_the_launcher_checks_its_arguments(tmp_path, capsys):
     assert "`--processes` must be a positive integer, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         launch.main([])
-    with pytest.raises(SystemExit):
-        launch.main(["--processes", "2", "--coordinator", "127.0.0.1:1", *command])
+    for joins in (["--coordinator", "127.0.0.1:1"], ["--process-id", "0"]):
+        with pytest.raises(SystemExit):
+            launch.main(["--processes", "2", *joins, *command])
+        assert "not both" in capsys.readouterr().err
+
+
+def test_the_coordinator_port_is_held_until_the_processes_end():
+    with reserved_port() as port:
+        # Another program asking for this port is refused...
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
+        # ...but a server that shares it (as the coordinator's gRPC does) binds.
+        with socket.socket() as coordinator:
+            coordinator.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            coordinator.bind(("127.0.0.1", port))
+            coordinator.listen()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
 
 
 def _running(marker: str) -> list[str]:
