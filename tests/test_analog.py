@@ -12,6 +12,7 @@ import neurodyn as nd
 from neurodyn._learning.analog import default_method
 from neurodyn._learning.gauss_newton import _gauss_newton_product
 from neurodyn._learning.rosenbrock import LinearisedTerm, Ros2
+from neurodyn._learning.slow_manifold import slow_field
 
 from .helpers import random_network, random_patterns
 
@@ -392,3 +393,49 @@ def test_gauss_newton_product_is_the_squared_output_sensitivity(problem):
     residual = k.weights + c * eta * product(k).weights - u
     assert bool(ok) and np.allclose(kx, x) and np.allclose(kz, 2 * x)
     assert np.linalg.norm(residual) < 1e-8 * np.linalg.norm(u)
+
+
+@pytest.mark.slow
+def test_implicit_slow_integrator_is_second_order_on_a_network(problem):
+    """ROS2 with the Gauss-Newton resolvent on the order-0 slow ODE of the test
+    network, constant steps h: the end weights converge like h^2."""
+    net, I, T = problem
+    eta, t1 = 2e-3, 500.0
+    method = nd.SlowManifold(order=0, implicit=True, krylov_rtol=1e-10)
+    solves = method.solves(I.dtype, 1e-10, 1e-12)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    x = nd.relax(net, I, **TIGHT_RUN).x
+    term = LinearisedTerm(slow_field, method.resolvent(solves, I.dtype))
+
+    @jax.jit
+    def end_weights(dt0):
+        return diffrax.diffeqsolve(
+            term, Ros2(), 0.0, t1, dt0, (x, jnp.zeros_like(x), params),
+            args=(static, I, T, jnp.asarray(eta), 0, solves),
+            stepsize_controller=diffrax.ConstantStepSize(),
+        ).ys[2].weights[-1]  # fmt: skip
+
+    steps = t1 / np.array([4, 8, 16, 32])
+    ends = np.stack([end_weights(jnp.asarray(h)) for h in steps])
+    errors = np.linalg.norm(ends[:-1] - ends[1:], axis=(1, 2))
+    slope = np.polyfit(np.log(steps[:-1]), np.log(errors), 1)[0]
+    assert 1.8 < slope < 2.3, slope
+
+
+@pytest.mark.slow
+def test_implicit_slow_manifold_matches_the_full_system(problem, error_orders):
+    """At eps = 0.0025 the implicit order-1 slow manifold is as close to the full
+    system as the explicit one (3e-6, its O(eps^2) modelling error)."""
+    net, I, T = problem
+    epsilons, errors, _ = error_orders
+    eps = float(epsilons[-1])
+    t1 = 1 / eps
+    kwargs = dict(eta=eps, t1=t1, saveat=jnp.array([t1]))
+    full = nd.analog_learning(net, I, T, method=nd.FullSystem(), **kwargs, **TIGHT_RUN)
+    run = nd.analog_learning(
+        net, I, T, method=nd.SlowManifold(implicit=True, slow_rtol=1e-5),
+        **kwargs, **SLOW_RUN,
+    )  # fmt: skip
+    change = np.asarray(full.model.weights[-1] - net.weights)
+    gap = np.asarray(run.model.weights[-1] - full.model.weights[-1])
+    assert np.linalg.norm(gap) / np.linalg.norm(change) < 3 * errors[1][-1]

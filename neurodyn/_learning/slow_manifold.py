@@ -227,6 +227,19 @@ class SlowManifold(AbstractAnalogMethod):
         default chain), run at a hundredth of the run's tolerances; the linear
         systems ($z^*$ and the correction) use the plain iteration with Anderson
         acceleration as its fallback (`Solves`).
+    - `implicit`: integrate the slow ODE linearly implicitly, by the Rosenbrock-W
+        method ROS2 (`neurodyn._learning.rosenbrock`, order 2) with the
+        Gauss-Newton matrix of the loss as its Jacobian
+        (`neurodyn._learning.gauss_newton`): its steps are not capped by the
+        loss curvature, as an explicit solver's are. Default False (`solver`).
+    - `krylov_rtol`, `max_krylov`: the conjugate-gradient solves of the implicit
+        steps (relative residual, most products; a step whose solve fails is
+        rejected and retried shorter).
+    - `slow_rtol`: the slow ODE's step-size controller's relative tolerance
+        (`atol` scaled alike); default the run's `rtol`. An order-2 integrator
+        needs about $1/\sqrt{\text{rtol}}$ steps, so the implicit one is meant
+        for loose values (1e-3: its error of $\theta(t_1) - \theta(0)$ is then
+        about 1e-4, docs/analog_solvers.md).
     """
 
     order: int = eqx.field(static=True, default=1)
@@ -235,12 +248,17 @@ class SlowManifold(AbstractAnalogMethod):
     steady_state: AbstractSteadyStateSolver | None = None
     implicit: bool = eqx.field(static=True, default=False)
     krylov_rtol: float = 1e-3
+    slow_rtol: float | None = None
     max_krylov: int = eqx.field(static=True, default=40)
 
     def __check_init__(self):
         if as_count("order", self.order, minimum=0) > 1:
             raise ValueError(f"`order` must be 0 or 1, got {self.order!r}.")
         as_number("layer", self.layer)
+        as_number("krylov_rtol", self.krylov_rtol)
+        as_count("max_krylov", self.max_krylov)
+        if self.slow_rtol is not None:
+            as_number("slow_rtol", self.slow_rtol)
         FullSystem(self.solver)  # same check of `solver`
 
     def solves(self, dtype, rtol: float, atol: float) -> Solves:
@@ -258,6 +276,13 @@ class SlowManifold(AbstractAnalogMethod):
                 LINEAR_CHAIN, r, 5 * tiny, None, 65_536, attractors_only=False
             ),
         )
+
+    def slow_tolerances(self, rtol: float, atol: float) -> tuple[float, float]:
+        """The slow ODE's step-size controller tolerances: the run's, or `slow_rtol`
+        with `atol` scaled alike."""
+        if self.slow_rtol is None:
+            return rtol, atol
+        return self.slow_rtol, atol * self.slow_rtol / rtol
 
     def resolvent(self, solves: Solves, dtype) -> GaussNewtonResolvent | None:
         """The linear solves of the implicit slow integrator (None if explicit):
@@ -304,7 +329,8 @@ class SlowManifold(AbstractAnalogMethod):
         x, z, p = jax.tree.map(lambda leaf: leaf[-1], (first.x, first.z, first.params))
         (x, z, p), stats = integrate_slow(
             p, static, x, z, I, T, eta, slow_ts, self.order, self.solver,
-            rtol, atol, max_steps, solves, self.resolvent(solves, x0.dtype),
+            *self.slow_tolerances(rtol, atol), max_steps, solves,
+            self.resolvent(solves, x0.dtype),
         )  # fmt: skip
         x, z, correction = manifold_points(
             p, static, x, z, I, T, eta, self.order, solves
