@@ -238,8 +238,7 @@ class SlowManifold(AbstractAnalogMethod):
     - `slow_rtol`: the slow ODE's step-size controller's relative tolerance
         (`atol` scaled alike); default the run's `rtol`. An order-2 integrator
         needs about $1/\sqrt{\text{rtol}}$ steps, so the implicit one is meant
-        for loose values (1e-3: its error of $\theta(t_1) - \theta(0)$ is then
-        about 1e-4, docs/analog_solvers.md).
+        for loose values such as 1e-3 (measurements in docs/analog_solvers.md).
     """
 
     order: int = eqx.field(static=True, default=1)
