@@ -12,7 +12,9 @@ if a call takes over `--cap-seconds`):
   `(g' z) @ W`, `(g' z).T @ x`, written here independently of neurodyn) with
   `diffrax.diffeqsolve(Tsit5, PIDController(rtol, atol))`: what a user writes.
 - `neurodyn default`: `nd.analog_learning(...)` with no method (the default picks).
-- `FullSystem(Tsit5)`, `SlowManifold(order=0)`, `SlowManifold(order=1)`.
+- `FullSystem(Tsit5)`, `SlowManifold(order=0)`, `SlowManifold(order=1)`,
+  `SlowManifold(order=1, implicit)` (the linearly implicit slow integrator, its
+  step-size controller at `slow_rtol=1e-3`).
 - `dense Kvaerno5`: `FullSystem(diffrax.Kvaerno5())`, only while the dense
   Jacobian of the state fits (`--dense-max` numbers), to show the wall.
 
@@ -25,9 +27,9 @@ rtol $10^{-9}$ in float64 where affordable (`--reference-max-steps`), else the
 first-order slow manifold at rtol $10^{-9}$ (marked), whose modelling error is
 $O(\epsilon^2)$.
 
-Memory: XLA's compiled temporary allocation of each entry's program
-(`memory_analysis()`), for $t_1$ and $10\,t_1$ (saving only at $t_1$): equal when the
-memory does not grow with $t_1$.
+Memory: XLA's compiled temporary allocation of the hand-written program
+(`memory_analysis()`), and the process's peak resident memory after each entry
+(`peak_rss_mb`, monotone: an entry that grew memory with $t_1$ would raise it).
 
 Each row is also appended to `--json` (one JSON object a line), so that a grid can
 be run in pieces; `--plot FIGURE` draws time against eps, one line per entry and
@@ -40,6 +42,7 @@ Run with `make bench-analog-scale` or `.venv/bin/python benchmarks/analog_scale.
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -111,6 +114,11 @@ def timed(fn, args, repeats, cap):
             break
     median = statistics.median(times)
     return out, median, max(first - median, 0.0)
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def temp_bytes(fn, args):
@@ -191,6 +199,7 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
             steps=int(steps) * scale,
             error=relative(W) if scale == 1 else float("nan"),
             memory=temp_bytes(solve, solve_args),
+            peak_rss_mb=peak_rss_mb(),
             ratio=1.0,
             ref=ref_name,
         )
@@ -200,6 +209,9 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
         "FullSystem(Tsit5)": nd.FullSystem(),
         "SlowManifold(order=0)": nd.SlowManifold(order=0),
         "SlowManifold(order=1)": nd.SlowManifold(order=1),
+        "SlowManifold(order=1, implicit)": nd.SlowManifold(
+            order=1, implicit=True, slow_rtol=1e-3
+        ),
     }
     if (2 * I.size + W0.size) <= args.dense_max:
         entries["dense Kvaerno5"] = nd.FullSystem(diffrax.Kvaerno5())
@@ -245,6 +257,7 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
                 ratio=hand / seconds,
                 ref=ref_name,
                 estimate=float(run.error_estimate),
+                peak_rss_mb=peak_rss_mb(),
             )
         )
         print(rows[-1], flush=True)
@@ -314,6 +327,7 @@ def plot(json_path: str, figure: str) -> None:
         "default": "--",
         "FullSystem": ":",
         "order=0": "-.",
+        "implicit": "-",
         "order=1": "-",
     }
     colours = {64: "tab:blue", 256: "tab:orange", 1024: "tab:green"}
@@ -322,6 +336,7 @@ def plot(json_path: str, figure: str) -> None:
         "default": "s",
         "FullSystem": "x",
         "order=0": "v",
+        "implicit": "*",
         "order=1": "^",
     }
     for ax, dtype in zip(axes, dtypes):

@@ -10,6 +10,9 @@ import pytest
 
 import neurodyn as nd
 from neurodyn._learning.analog import default_method
+from neurodyn._learning.gauss_newton import _gauss_newton_product
+from neurodyn._learning.rosenbrock import LinearisedTerm, Ros2
+from neurodyn._learning.slow_manifold import slow_field
 
 from .helpers import random_network, random_patterns
 
@@ -383,3 +386,125 @@ def test_pattern_schedule_restarts_the_error_signal(problem):
     assert np.linalg.norm(z[1, 2]) > 0 and np.linalg.norm(z[3, 0]) > 0  # then moves
     expected = numpy_instantaneous_loss(np.asarray(net.output_units), T, x)
     np.testing.assert_allclose(run.instantaneous_loss, expected, rtol=1e-12)
+
+
+_TOY = jnp.array([[-1.0, 0.5], [0.0, -2.0]])
+
+
+def _toy_field(t, y, args):
+    return _TOY @ y + jnp.array([jnp.sin(y[0]), 0.3 * y[0] * y[1]])
+
+
+@jax.jit
+def _ros2_run(jacobian, dt0):
+    """y' = A y + (sin y0, 0.3 y0 y1) by ROS2 with the resolvent of `jacobian`."""
+
+    def resolvent(t, y, args, c):
+        matrix = jnp.eye(2) - c * jacobian
+        return lambda b, guess: (jnp.linalg.solve(matrix, b), jnp.array(True))
+
+    return diffrax.diffeqsolve(
+        LinearisedTerm(_toy_field, resolvent), Ros2(), 0.0, 2.0, dt0,
+        jnp.array([1.0, 0.5]), stepsize_controller=diffrax.ConstantStepSize(),
+        max_steps=4096,
+    ).ys[-1]  # fmt: skip
+
+
+def test_ros2_is_second_order_whatever_the_jacobian():
+    """ROS2 is a W-method: order 2 with the exact Jacobian of the linear part, with
+    J = 0 (Heun's method) and with an unrelated matrix."""
+    steps = 0.0125 / 2 ** np.arange(5)
+    for matrix in (_TOY, jnp.zeros((2, 2)), 3 * _TOY.T):
+        ends = np.stack([_ros2_run(matrix, jnp.asarray(h)) for h in steps])
+        # y_h - y_{h/2} = C h^2 (1 - 1/4) + O(h^3)
+        errors = np.linalg.norm(ends[:-1] - ends[1:], axis=1)
+        slope = np.polyfit(np.log(steps[:-1]), np.log(errors), 1)[0]
+        # Measured 1.97, 2.01, 1.91 (the unrelated matrix still pre-asymptotic).
+        assert 1.85 < slope < 2.15, slope
+
+
+@pytest.mark.slow  # 5 min on the loaded machine: eager lineax CG and relaxations
+def test_gauss_newton_product_is_the_squared_output_sensitivity(problem):
+    """u^T G v = sum_a (dx*_a/dθ u)_O . (dx*_a/dθ v)_O for the squared error, with
+    the sensitivities by central differences of tightly relaxed fixed points; the
+    resolvent then solves (1 + c eta G) k = b."""
+    net, I, T = problem
+    rng = np.random.default_rng(4)
+    u, v = (jnp.asarray(rng.normal(size=net.weights.shape)) for _ in range(2))
+
+    def relax(w):
+        return nd.relax(eqx.tree_at(lambda m: m.weights, net, w), I, **TIGHT_RUN).x
+
+    delta = 1e-5
+
+    def output_sensitivity(d):
+        change = relax(net.weights + delta * d) - relax(net.weights - delta * d)
+        return np.asarray(change / (2 * delta))[:, np.asarray(net.output_units)]
+
+    want = np.sum(output_sensitivity(u) * output_sensitivity(v))
+    method = nd.SlowManifold(implicit=True, krylov_rtol=1e-10)
+    solves = method.solves(I.dtype, 1e-10, 1e-12)
+    x = nd.relax(net, I, **TIGHT_RUN).x
+    linear = method.resolvent(solves, I.dtype).linear
+    product = _gauss_newton_product(net, x, I, T, linear)
+    as_params = lambda w: eqx.tree_at(  # noqa: E731
+        lambda m: m.weights, eqx.partition(net, eqx.is_inexact_array)[0], w
+    )
+    got = float(jnp.sum(u * product(as_params(v)).weights))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # The resolvent's solve: (1 + c eta G) k = b on the weights, k = b on x and z.
+    eta, c = jnp.asarray(2e-3), jnp.asarray(300.0)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    args = (static, I, T, eta)
+    solve = method.resolvent(solves, I.dtype)(0.0, (x, x, params), args, c)
+    b = (x, 2 * x, as_params(u))
+    (kx, kz, k), ok = solve(b, (x, x, as_params(jnp.zeros_like(u))))
+    residual = k.weights + c * eta * product(k).weights - u
+    assert bool(ok) and np.allclose(kx, x) and np.allclose(kz, 2 * x)
+    assert np.linalg.norm(residual) < 1e-8 * np.linalg.norm(u)
+
+
+@pytest.mark.slow
+def test_implicit_slow_integrator_is_second_order_on_a_network(problem):
+    """ROS2 with the Gauss-Newton resolvent on the order-0 slow ODE of the test
+    network, constant steps h: the end weights converge like h^2."""
+    net, I, T = problem
+    eta, t1 = 2e-3, 500.0
+    method = nd.SlowManifold(order=0, implicit=True, krylov_rtol=1e-10)
+    solves = method.solves(I.dtype, 1e-10, 1e-12)
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    x = nd.relax(net, I, **TIGHT_RUN).x
+    term = LinearisedTerm(slow_field, method.resolvent(solves, I.dtype))
+
+    @jax.jit
+    def end_weights(dt0):
+        return diffrax.diffeqsolve(
+            term, Ros2(), 0.0, t1, dt0, (x, jnp.zeros_like(x), params),
+            args=(static, I, T, jnp.asarray(eta), 0, solves),
+            stepsize_controller=diffrax.ConstantStepSize(),
+        ).ys[2].weights[-1]  # fmt: skip
+
+    steps = t1 / np.array([4, 8, 16, 32])
+    ends = np.stack([end_weights(jnp.asarray(h)) for h in steps])
+    errors = np.linalg.norm(ends[:-1] - ends[1:], axis=(1, 2))
+    slope = np.polyfit(np.log(steps[:-1]), np.log(errors), 1)[0]
+    assert 1.8 < slope < 2.3, slope
+
+
+@pytest.mark.slow
+def test_implicit_slow_manifold_matches_the_full_system(problem, error_orders):
+    """At eps = 0.0025 the implicit order-1 slow manifold is as close to the full
+    system as the explicit one (3e-6, its O(eps^2) modelling error)."""
+    net, I, T = problem
+    epsilons, errors, _ = error_orders
+    eps = float(epsilons[-1])
+    t1 = 1 / eps
+    kwargs = dict(eta=eps, t1=t1, saveat=jnp.array([t1]))
+    full = nd.analog_learning(net, I, T, method=nd.FullSystem(), **kwargs, **TIGHT_RUN)
+    run = nd.analog_learning(
+        net, I, T, method=nd.SlowManifold(implicit=True, slow_rtol=1e-5),
+        **kwargs, **SLOW_RUN,
+    )  # fmt: skip
+    change = np.asarray(full.model.weights[-1] - net.weights)
+    gap = np.asarray(run.model.weights[-1] - full.model.weights[-1])
+    assert np.linalg.norm(gap) / np.linalg.norm(change) < 3 * errors[1][-1]

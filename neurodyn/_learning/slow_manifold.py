@@ -33,16 +33,17 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, PyTree
 
-from .._dynamics import learning_velocities, relaxation_operator
+from .._dynamics import learning_velocities
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, relax_patterns
 from .._results import RESULTS
-from .._solvers.base import AbstractSteadyStateSolver, Relaxation, rms
-from .._solvers.fallback import Fallback
-from .._solvers.iteration import Anderson, FixedPointIteration
+from .._solvers.base import AbstractSteadyStateSolver
 from .._validation import as_count, as_number
 from .analog_method import AbstractAnalogMethod, Segment
+from .fast_solves import LINEAR_CHAIN, Solves, linear_solve
 from .full_system import STATS, FullSystem
+from .gauss_newton import GaussNewtonResolvent
+from .rosenbrock import LinearisedTerm, Ros2
 
 
 class ManifoldVelocity(eqx.Module):
@@ -70,45 +71,6 @@ def _norm(tree: PyTree) -> Float[Array, ""]:
     return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(tree)))
 
 
-# The linear systems' chain: the plain iteration, then Anderson acceleration, which
-# on a linear system spans the same Krylov space as GMRES.
-_LINEAR = Fallback(FixedPointIteration(patience=5), Anderson())
-
-
-class Solves(eqx.Module):
-    """How the slow field solves: the fixed points $x^*$ (`relaxation`, attractors
-    only) and the linear systems of $z^*$ and of the $O(\epsilon)$ terms (`linear`).
-    Each linear system $(1 - A)\,w = b$ (or its transpose) is solved as the steady
-    state of $dw/dt = b - (1 - A)\,w$: the plain iteration $w \leftarrow A w + b$
-    first, which settles in a few products when the fixed point is strongly
-    attracting and checks its residual at every product, then Anderson
-    acceleration."""
-
-    relaxation: Relaxation
-    linear: Relaxation
-
-
-def _linear_solve(
-    model: AbstractNetwork,
-    x: Float[Array, "p n"],
-    source: PyTree,
-    b: Float[Array, "p n"],
-    y0: Float[Array, "p n"],
-    relaxation: Relaxation,
-    transpose: bool,
-) -> tuple[Float[Array, "p n"], Bool[Array, ""]]:
-    """Solve $(1 - A_a)\,w_a = b_a$ (`transpose`: $(1 - A_a^T)\,w_a = b_a$) for
-    every pattern $a$, from `y0`, as the steady state of $dw/dt = b - (1 - A)\,w$."""
-
-    def field(args):
-        x_, i, b_ = args
-        operator = relaxation_operator(model, x_, i, transpose=transpose)
-        return lambda w: b_ - operator.mv(w)
-
-    out = relaxation.solve(field, y0, (x, source, b), 1.0, scale=rms(b))
-    return out.y, jnp.all(out.result == RESULTS.successful)
-
-
 def manifold_velocity(
     model: AbstractNetwork,
     source: PyTree,
@@ -124,10 +86,10 @@ def manifold_velocity(
     tau = model.tau
 
     def forward_solve(b):  # from the Neumann series' first term
-        return _linear_solve(model, x, source, b, b, solves.linear, False)
+        return linear_solve(model, x, source, b, b, solves.linear, False)
 
     def adjoint_solve(b, y0):
-        return _linear_solve(model, x, source, b, y0, solves.linear, True)
+        return linear_solve(model, x, source, b, y0, solves.linear, True)
 
     fp = relax_patterns(model, source, x_guess, solves.relaxation)
     x = fp.x
@@ -194,20 +156,27 @@ def slow_field(t, state, args):
 @eqx.filter_jit
 def integrate_slow(
     params, static, x0, z0, I, T, eta, ts, order, solver, rtol, atol, max_steps,
-    solves,
+    solves, resolvent=None,
 ):  # fmt: skip
-    """Integrate the slow ODE from `ts[0]` (state on the manifold) over `ts`."""
+    """Integrate the slow ODE from `ts[0]` (state on the manifold) over `ts`; with a
+    `resolvent` (`gauss_newton.GaussNewtonResolvent`), linearly implicitly by
+    `rosenbrock.Ros2`, stepping to every save time."""
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, norm=_weights_norm)
+    if resolvent is None:
+        term = diffrax.ODETerm(slow_field)
+    else:
+        term = LinearisedTerm(slow_field, resolvent)
+        solver = Ros2()
+        controller = diffrax.ClipStepSizeController(controller, step_ts=ts)
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(slow_field),
+        term,
         solver,
         t0=ts[0],
         t1=ts[-1],
         dt0=None,
         y0=(x0, z0, params),
         args=(static, I, T, eta, order, solves),
-        stepsize_controller=diffrax.PIDController(
-            rtol=rtol, atol=atol, norm=_weights_norm
-        ),
+        stepsize_controller=controller,
         saveat=diffrax.SaveAt(ts=ts),
         max_steps=max_steps,
     )
@@ -258,17 +227,37 @@ class SlowManifold(AbstractAnalogMethod):
         default chain), run at a hundredth of the run's tolerances; the linear
         systems ($z^*$ and the correction) use the plain iteration with Anderson
         acceleration as its fallback (`Solves`).
+    - `implicit`: integrate the slow ODE linearly implicitly, by the Rosenbrock-W
+        method ROS2 (`neurodyn._learning.rosenbrock`, order 2) with the
+        Gauss-Newton matrix of the loss as its Jacobian
+        (`neurodyn._learning.gauss_newton`): its steps are not capped by the
+        loss curvature, as an explicit solver's are. Default False (`solver`).
+    - `krylov_rtol`, `max_krylov`: the conjugate-gradient solves of the implicit
+        steps (relative residual, most products; a step whose solve fails is
+        rejected and retried shorter).
+    - `slow_rtol`: the slow ODE's step-size controller's relative tolerance
+        (`atol` scaled alike); default the run's `rtol`. An order-2 integrator
+        needs about $1/\sqrt{\text{rtol}}$ steps, so the implicit one is meant
+        for loose values such as 1e-3 (measurements in docs/analog_solvers.md).
     """
 
     order: int = eqx.field(static=True, default=1)
     layer: float = eqx.field(static=True, default=20.0)
     solver: diffrax.AbstractAdaptiveSolver = diffrax.Tsit5()
     steady_state: AbstractSteadyStateSolver | None = None
+    implicit: bool = eqx.field(static=True, default=False)
+    krylov_rtol: float = 1e-3
+    slow_rtol: float | None = None
+    max_krylov: int = eqx.field(static=True, default=40)
 
     def __check_init__(self):
         if as_count("order", self.order, minimum=0) > 1:
             raise ValueError(f"`order` must be 0 or 1, got {self.order!r}.")
         as_number("layer", self.layer)
+        as_number("krylov_rtol", self.krylov_rtol)
+        as_count("max_krylov", self.max_krylov)
+        if self.slow_rtol is not None:
+            as_number("slow_rtol", self.slow_rtol)
         FullSystem(self.solver)  # same check of `solver`
 
     def solves(self, dtype, rtol: float, atol: float) -> Solves:
@@ -282,7 +271,31 @@ class SlowManifold(AbstractAnalogMethod):
         r, a = max(rtol / 100, 50 * tiny), max(atol / 100, 5 * tiny)
         return Solves(
             as_relaxation(self.steady_state, r, a, None, 65_536),
-            as_relaxation(_LINEAR, r, 5 * tiny, None, 65_536, attractors_only=False),
+            as_relaxation(
+                LINEAR_CHAIN, r, 5 * tiny, None, 65_536, attractors_only=False
+            ),
+        )
+
+    def slow_tolerances(self, rtol: float, atol: float) -> tuple[float, float]:
+        """The slow ODE's step-size controller tolerances: the run's, or `slow_rtol`
+        with `atol` scaled alike."""
+        if self.slow_rtol is None:
+            return rtol, atol
+        return self.slow_rtol, atol * self.slow_rtol / rtol
+
+    def resolvent(self, solves: Solves, dtype) -> GaussNewtonResolvent | None:
+        """The linear solves of the implicit slow integrator (None if explicit):
+        conjugate gradients to `krylov_rtol`, the solves inside each Gauss-Newton
+        product ten times tighter."""
+        if not self.implicit:
+            return None
+        tiny = float(jnp.finfo(dtype).eps)
+        inner = max(self.krylov_rtol / 10, 50 * tiny)
+        linear = as_relaxation(
+            LINEAR_CHAIN, inner, 5 * tiny, None, 65_536, attractors_only=False
+        )
+        return GaussNewtonResolvent(
+            solves.relaxation, linear, self.krylov_rtol, self.max_krylov
         )
 
     def integrate(self, params, static, x0, I, T, eta, ts, rtol, atol, max_steps):
@@ -315,7 +328,8 @@ class SlowManifold(AbstractAnalogMethod):
         x, z, p = jax.tree.map(lambda leaf: leaf[-1], (first.x, first.z, first.params))
         (x, z, p), stats = integrate_slow(
             p, static, x, z, I, T, eta, slow_ts, self.order, self.solver,
-            rtol, atol, max_steps, solves,
+            *self.slow_tolerances(rtol, atol), max_steps, solves,
+            self.resolvent(solves, x0.dtype),
         )  # fmt: skip
         x, z, correction = manifold_points(
             p, static, x, z, I, T, eta, self.order, solves
