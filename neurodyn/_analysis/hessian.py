@@ -41,7 +41,7 @@ from .._validation import (
 )
 
 
-def _weights(model: AbstractNetwork) -> Array:
+def _weights(model: AbstractNetwork) -> PyTree:
     return model.weights
 
 
