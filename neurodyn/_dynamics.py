@@ -16,7 +16,6 @@ import lineax as lx
 from jaxtyping import Array, Float, PyTree
 
 from ._models.base import AbstractNetwork
-from ._sharding import pairwise_sum
 from ._validation import as_patterns, check_network
 
 
@@ -117,15 +116,10 @@ def parameter_cotangent(
     x: Float[Array, "*p n"],
     I: PyTree,
     z: Float[Array, "*p n"],
-    *,
-    fixed_order: bool = False,
 ) -> tuple[PyTree, PyTree]:
     r"""$\big((\partial F/\partial\theta)^T z,\ (\partial F/\partial I)^T z\big)$ at
     $x$; for a batch (leading pattern axis on `x`, `I`, `z`) the first entry is summed
-    over the patterns, $\sum_a (\partial F/\partial\theta)^T z_a$: by the pullback of
-    the batched drive, or with `fixed_order` pattern by pattern and then in the
-    fixed pairwise order of `neurodyn._sharding.pairwise_sum` (the same bits however
-    the patterns are sharded; $P$ copies of the parameters in memory).
+    over the patterns.
 
     With $z = z^*$ the adjoint fixed point for source $J$, the first entry is the
     weight velocity $d\theta/dt$ per unit $\eta$, i.e. $-\partial E/\partial\theta$.
@@ -134,11 +128,6 @@ def parameter_cotangent(
     """
 
     x, z = _checked(model, x=x, z=z)
-    if fixed_order and x.ndim == 2:
-        per_pattern, I_bar = jax.vmap(lambda *a: parameter_cotangent(model, *a))(
-            x, I, z
-        )
-        return jax.tree.map(pairwise_sum, per_pattern), I_bar
 
     def drive(m, i):
         return m.drive(x, i) if x.ndim == 1 else jax.vmap(m.drive)(x, i)

@@ -1,8 +1,9 @@
 r"""Gradient methods: how $\partial E/\partial\theta$ flows through a fixed point.
 
 Every method returns a fixed point $x^*(\theta, I)$ that JAX can differentiate, so
-any loss of $x^*$ gets its gradient. The two adjoint methods share one custom VJP:
-for a cotangent $\bar x = \partial E/\partial x^*$ they find the adjoint state
+any loss of $x^*$ gets its gradient. The adjoint methods share one rule, the implicit
+function theorem in forward mode with its transpose (`neurodyn._implicit`): for a
+cotangent $\bar x = \partial E/\partial x^*$ they find the adjoint state
 
 $$z = (\partial F/\partial x)^T z + \bar x \qquad\text{i.e.}\qquad
   (1 - \partial F/\partial x)^T z = \bar x$$
@@ -23,11 +24,8 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from ._dynamics import (
-    linearised_adjoint_field,
-    parameter_cotangent,
-    relaxation_operator,
-)
+from ._dynamics import relaxation_operator
+from ._implicit import implicit_state, stop_gradients
 from ._models.base import AbstractNetwork
 from ._relax import (
     FixedPoint,
@@ -37,7 +35,7 @@ from ._relax import (
     initial_state,
     relax_patterns,
 )
-from ._results import RESULTS, error_if_any, select
+from ._results import RESULTS, select
 from ._solvers.base import Relaxation, rms
 from ._solvers.fallback import Fallback
 from ._solvers.ode import ODERelaxation
@@ -66,26 +64,13 @@ class AbstractGradientMethod(eqx.Module):
 
 
 class AbstractAdjointMethod(AbstractGradientMethod):
-    r"""Differentiates the fixed-point equation $x^* = F(x^*)$ (implicit function
+    """Differentiates the fixed-point equation $x^* = F(x^*)$ (implicit function
     theorem): the gradient costs one adjoint solve, whatever the relaxation took.
 
-    `fixed_order_sum=True` sums the patterns' contributions
-    $(\partial F/\partial\theta)^T z_a$ to the gradient one by one in a fixed
-    pairwise order, so the gradient is the same bit for bit on one device and with
-    the patterns sharded over any number of devices or processes (a checkpoint then
-    resumes across process counts exactly); it holds $P$ copies of the parameters'
-    gradient in memory. The default sums them in the pullback of the whole batch,
-    whose order depends on the sharding (round-off, $10^{-16}$).
-    """
-
-    fixed_order_sum: bool = eqx.field(default=False, kw_only=True)
-
-    def __check_init__(self):
-        if not isinstance(self.fixed_order_sum, bool):
-            raise TypeError(
-                "`fixed_order_sum` must be True or False, got "
-                f"{self.fixed_order_sum!r}."
-            )
+    Forward mode (`jax.jvp`, Hessians) solves with the transpose of `solve_adjoint`,
+    which JAX derives; so `solve_adjoint` must be linear in `source` and built from
+    transposable parts (lineax solves, loops of fixed length, or
+    `jax.lax.custom_linear_solve`)."""
 
     @abc.abstractmethod
     def solve_adjoint(
@@ -100,41 +85,24 @@ class AbstractAdjointMethod(AbstractGradientMethod):
         pattern or a batch (a leading pattern axis on `x`, `I`, `source`)."""
 
     def fixed_point(self, model, I, x0, relaxation):
-        return _implicit_fixed_point((model, I), x0, self, relaxation)
+        fp = relax_patterns(
+            stop_gradients(model), stop_gradients(I), stop_gradients(x0), relaxation
+        )
+        x = implicit_state(
+            (model, I),
+            x_star=fp.x,
+            converged=fp.converged,
+            method=self,
+            relaxation=relaxation,
+        )
+        return eqx.tree_at(lambda f: f.x, fp, x)
 
 
-@eqx.filter_custom_vjp
-def _implicit_fixed_point(model_and_input, x0, method, relaxation):
-    model, I = model_and_input
-    return relax_patterns(model, I, x0, relaxation)
-
-
-@_implicit_fixed_point.def_fwd
-def _implicit_fixed_point_fwd(perturbed, model_and_input, x0, method, relaxation):
-    del perturbed
-    model, I = model_and_input
-    fp = relax_patterns(model, I, x0, relaxation)
-    return fp, fp
-
-
-@_implicit_fixed_point.def_bwd
-def _implicit_fixed_point_bwd(
-    fp, cotangent, perturbed, model_and_input, x0, method, relaxation
-):
-    del perturbed, x0
-    model, I = model_and_input
-    x_star = fp.x
-    x_bar = jnp.zeros_like(x_star) if cotangent.x is None else cotangent.x
-    x_bar = x_bar.astype(x_star.dtype)  # a loss may promote; the state does not
-    z, result = method.solve_adjoint(model, x_star, I, x_bar, relaxation)
-    # A failed forward relaxation is reported by whoever reads `fp.result`; the
-    # adjoint only speaks for itself. The check rides on the cotangents (summed
-    # over patterns, so a sharded batch is not gathered for it).
-    failed = fp.converged & (result != RESULTS.successful)
-    cotangents = parameter_cotangent(
-        model, x_star, I, z, fixed_order=method.fixed_order_sum
-    )
-    return error_if_any(cotangents, result, failed)
+def _linear_field(model, x, I, b, transpose):
+    r"""$v \mapsto (b - (1 - A)v)/\tau$ at $x$ ($A^T$ with `transpose`), linearised
+    once: the field of the tangent or adjoint relaxation."""
+    operator = relaxation_operator(model, x, I, transpose=transpose)
+    return lambda v: (b - operator.mv(v)) / model.tau
 
 
 class RecurrentBackprop(AbstractAdjointMethod):
@@ -172,15 +140,39 @@ class RecurrentBackprop(AbstractAdjointMethod):
     def solve_adjoint(self, model, x, I, source, relaxation):
         # A linear system: its one fixed point is stable when x* is (Almeida).
         relaxation = dataclasses.replace(relaxation, attractors_only=False)
-        out = relaxation.solve(
-            lambda a: linearised_adjoint_field(model, *a),
-            source,
-            (x, I, source),
-            model.tau,
-            scale=rms(source),
+
+        def relaxed(transpose):
+            def solve(_, b):
+                out = relaxation.solve(
+                    lambda a: _linear_field(model, *a, transpose),
+                    b,
+                    (x, I, b),
+                    model.tau,
+                    scale=rms(b),
+                )
+                if transpose:
+                    return out.y, out.result
+                # The tangent relaxation has no error channel: a failure is NaN.
+                ok = out.result == RESULTS.successful
+                return jnp.where(jnp.expand_dims(ok, -1), out.y, jnp.nan), out.result
+
+            return solve
+
+        _, pullback = jax.vjp(
+            lambda x_: (
+                model.drive(x_, I) if x.ndim == 1 else jax.vmap(model.drive)(x_, I)
+            ),
+            x,
         )
-        ok = out.result == RESULTS.successful
-        return out.y, select(ok, out.result, RESULTS.adjoint_not_converged)
+        z, result = jax.lax.custom_linear_solve(
+            lambda v: v - pullback(v)[0],
+            source,
+            relaxed(True),
+            relaxed(False),
+            has_aux=True,
+        )
+        ok = result == RESULTS.successful
+        return z, select(ok, result, RESULTS.adjoint_not_converged)
 
 
 class ImplicitDiff(AbstractAdjointMethod):

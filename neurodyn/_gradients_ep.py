@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 from ._gradients import AbstractGradientMethod
+from ._implicit import stop_gradients
 from ._models.base import AbstractNetwork
 from ._models.energy import EnergyNetwork
 from ._relax import relax_patterns
@@ -100,7 +101,10 @@ class EquilibriumPropagation(AbstractGradientMethod):
                 "`nd.EnergyNetwork` (its dynamics must descend the energy for the "
                 f"nudged phase to give the gradient); got {type(model).__name__}."
             )
-        return _equilibrium_fixed_point((model, I), x0, self, relaxation)
+        fp = relax_patterns(
+            stop_gradients(model), stop_gradients(I), stop_gradients(x0), relaxation
+        )
+        return _equilibrium_fixed_point((model, I), fp, self, relaxation)
 
 
 def energy_gradient(
@@ -134,24 +138,24 @@ def nudged(
 
 
 @eqx.filter_custom_vjp
-def _equilibrium_fixed_point(model_and_input, x0, method, relaxation):
-    model, I = model_and_input
-    return relax_patterns(model, I, x0, relaxation)
+def _equilibrium_fixed_point(model_and_input, fp, method, relaxation):
+    """The free phase `fp` (relaxed, not differentiated) as a function of
+    `(model, I)`, whose backward pass is the nudged phase."""
+    del model_and_input, method, relaxation
+    return fp
 
 
 @_equilibrium_fixed_point.def_fwd
-def _equilibrium_fixed_point_fwd(perturbed, model_and_input, x0, method, relaxation):
-    del perturbed
-    model, I = model_and_input
-    fp = relax_patterns(model, I, x0, relaxation)
-    return fp, fp
+def _equilibrium_fixed_point_fwd(perturbed, model_and_input, fp, method, relaxation):
+    del perturbed, model_and_input, method, relaxation
+    return fp, None
 
 
 @_equilibrium_fixed_point.def_bwd
 def _equilibrium_fixed_point_bwd(
-    fp, cotangent, perturbed, model_and_input, x0, method, relaxation
+    residuals, cotangent, perturbed, model_and_input, fp, method, relaxation
 ):
-    del perturbed, x0
+    del residuals, perturbed
     model, I = model_and_input
     s_free = fp.x
     s_bar = jnp.zeros_like(s_free) if cotangent.x is None else cotangent.x

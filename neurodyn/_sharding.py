@@ -25,24 +25,6 @@ def pattern_sharding(devices: Sequence[jax.Device] | None = None) -> NamedShardi
     return NamedSharding(mesh, PartitionSpec(PATTERN_AXIS))
 
 
-def pairwise_sum(a: Shaped[Array, "p ..."]) -> Shaped[Array, "..."]:
-    r"""$\sum_a a_a$ over the leading (pattern) axis in a fixed pairwise order,
-    $((a_0 + a_1) + (a_2 + a_3)) + \dots$ (a zero pads a level of odd length).
-
-    The order depends on $P$ alone, and every step is an element-wise addition of
-    two slices, which XLA computes exactly as written wherever the slices live: the
-    sum is bit for bit the same whether `a` sits on one device or is sharded over
-    the devices of several processes (where a plain `jnp.sum` is reduced per device
-    first, then across devices, in an order that depends on the device count).
-    """
-    while a.shape[0] > 1:
-        if a.shape[0] % 2:
-            a = jnp.concatenate([a, jnp.zeros_like(a[:1])])
-        pairs = a.reshape(a.shape[0] // 2, 2, *a.shape[1:])
-        a = pairs[:, 0] + pairs[:, 1]
-    return a[0]
-
-
 def _as_sharded_array(a: ArrayLike) -> Array:
     try:
         a = jnp.asarray(a)

@@ -43,6 +43,9 @@ def _run_demo(
     """Run a demo into the run folder `out` (default `runs/NAME`), staged so that a
     failed run leaves no half-written folder, and print its metrics."""
     folder = check_writable(pathlib.Path(out or f"runs/{name}"))
+    import matplotlib
+
+    matplotlib.use("Agg")  # the demos draw with pyplot into files: no screen
     with staged_folder(folder) as stage:
         metrics = run(stage, small=small)
     print(json.dumps(jsonable(metrics), indent=2))
@@ -58,7 +61,7 @@ def demo_script(run: Callable[..., dict[str, Any]], file: str) -> None:
     parser.add_argument("--out", help=f"run folder to write (default runs/{name})")
     parser.add_argument("--small", action="store_true", help="a quick, smaller version")
     args = parser.parse_args()
-    sys.exit(_guarded(lambda: _run_demo(name, run, args.out, args.small)))
+    sys.exit(_guarded(lambda: _run_demo(name, run, args.out, args.small), "demos"))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -164,7 +167,7 @@ def _curves(folder: pathlib.Path) -> dict:
 def _draw(folder: pathlib.Path, runs: dict[str, pathlib.Path] | None = None) -> None:
     """Draw the learning curves of the run in `folder`, or of the `runs` of a sweep
     (labelled by run name) together, into `folder/learning_curves.png`."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from . import plot
 
@@ -177,7 +180,8 @@ def _draw(folder: pathlib.Path, runs: dict[str, pathlib.Path] | None = None) -> 
             for label, curve in _curves(run).items()
         }
     timed = any(isinstance(c, tuple) for c in curves.values())
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))  # no pyplot, so no backend to choose
+    ax = fig.subplots()
     plot.learning_curves(
         ax,
         curves,
@@ -229,14 +233,31 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("folder")
     plot.set_defaults(handler=_plot)
     args = parser.parse_args(argv)
-    return _guarded(lambda: args.handler(args))
+    return _guarded(
+        lambda: args.handler(args), "demos" if args.command == "demo" else "cli"
+    )
 
 
-def _guarded(command: Callable[[], int]) -> int:
-    """Run a command; bad input, a damaged file or a failed write is reported in one
-    line, without a traceback."""
+# What the extras bring (pyproject.toml): the commands' optional dependencies.
+_OPTIONAL = ("matplotlib", "rich", "sklearn", "threadpoolctl")
+
+
+def _guarded(command: Callable[[], int], extra: str = "cli") -> int:
+    """Run a command; bad input, a damaged file, a failed write or a missing optional
+    dependency (named with the `extra` that installs it) is reported in one line,
+    without a traceback."""
     try:
         return command()
+    except ModuleNotFoundError as e:
+        module = (e.name or "").split(".")[0]
+        if module not in _OPTIONAL:
+            raise  # a broken installation, not a missing extra
+        print(
+            f"neurodyn: error: this command needs {module}, which is not "
+            f'installed: pip install "neurodyn[{extra}]" (or "neurodyn[all]").',
+            file=sys.stderr,
+        )
+        return 2
     except (ValueError, TypeError, OSError) as e:
         message = " ".join(str(e).split())
         print(f"neurodyn: error: {message}", file=sys.stderr)

@@ -1,17 +1,25 @@
-"""Matplotlib figures for neurodyn runs.
+"""Matplotlib figures for neurodyn runs (the `plot` extra: `pip install
+"neurodyn[plot]"`).
 
 Every function draws on a given `matplotlib.axes.Axes` and returns it, so figures
-compose; the demos save them as PNG files in their run folders.
+compose; the demos save them as PNG files in their run folders. Importing this module
+chooses no matplotlib backend: `save` writes a figure made with
+the object-oriented API (`matplotlib.figure.Figure`) without any, and a figure made
+with `pyplot` uses whatever backend its program chose.
 """
 
-import matplotlib
+import numpy as np
 
 
-matplotlib.use("Agg")  # figures are files; no screen is needed
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
+try:
+    import matplotlib
+    from matplotlib.axes import Axes
+except ModuleNotFoundError as e:
+    raise ModuleNotFoundError(
+        "`neurodyn.plot` draws with matplotlib, which is not installed; install "
+        'the plot extra: pip install "neurodyn[plot]".',
+        name=e.name,
+    ) from e
 
 
 def state_trajectories(
@@ -27,7 +35,7 @@ def state_trajectories(
     """Each unit's state over time (`states` is `(K, N)`), with its fixed point
     dashed if given."""
     ts, states = np.asarray(ts), np.asarray(states)
-    colors = plt.cm.viridis(np.linspace(0, 0.9, states.shape[1]))
+    colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, states.shape[1]))
     for i in range(states.shape[1]):
         label = None if labels is None else labels[i]
         ax.plot(ts, states[:, i], color=colors[i], label=label)
@@ -42,9 +50,14 @@ def state_trajectories(
 
 
 def save(fig, path) -> None:
+    """Write `fig` to `path` (120 dpi, tight layout) and, if `pyplot` made it,
+    release it from `pyplot`'s figure list."""
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    if fig.canvas.manager is not None:  # only pyplot's figures have a manager
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
 
 def learning_curves(
@@ -108,7 +121,7 @@ def master_slave_curves(
     slave dashed and drawn as steps, since it jumps when a start state crosses a
     basin boundary. Earlier methods are drawn wider and paler, so curves that
     coincide stay visible. `threshold` adds a dotted horizontal line."""
-    colors = plt.cm.tab10(np.arange(len(curves)))
+    colors = matplotlib.colormaps["tab10"](np.arange(len(curves)))
     last = max(len(curves) - 1, 1)
     for k, (color, (label, (master, slave))) in enumerate(zip(colors, curves.items())):
         master, slave = np.asarray(master), np.asarray(slave)

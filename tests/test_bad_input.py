@@ -320,13 +320,18 @@ ENTRY_POINTS = {
         nd.hessian,
         (net(), I, T),
         {},
-        {**_without(RELAX_KINDS, "solver"), "T": PATTERNS},
+        {**_without(RELAX_KINDS, "solver"), "T": PATTERNS, "wrt": CALLABLE},
     ),
     "hessian_vector_product": Entry(
         nd.hessian_vector_product,
         (net(), I, T, W),
         {},
-        {**_without(RELAX_KINDS, "solver"), "T": PATTERNS, "v": ARRAY},
+        {
+            **_without(RELAX_KINDS, "solver"),
+            "T": PATTERNS,
+            "v": ARRAY,
+            "wrt": CALLABLE,
+        },
     ),
     "hessian_along": Entry(
         nd.hessian_along,

@@ -246,13 +246,13 @@ def test_demo_script_and_cli_write_the_same_run_folder(tmp_path):
 
 @pytest.mark.slow
 def test_demo_list_from_a_non_editable_install(tmp_path):
-    """`pip install .` into a fresh venv (a wheel: no checkout on the path) still
-    lists every demo of demos/, from the copies inside the installed package."""
+    """`pip install ".[demos]"` into a fresh venv (a wheel: no checkout on the path)
+    still lists every demo of demos/, from the copies inside the installed package."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     done = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", str(REPO)],
+        [python, "-m", "pip", "install", "--quiet", f"{REPO}[demos]"],
         capture_output=True,
         text=True,
         timeout=1800,

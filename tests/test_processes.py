@@ -296,23 +296,6 @@ def test_each_process_writes_only_its_share(two):
         assert log.count('"final_E_total"') == count, log[-3000:]
 
 
-@pytest.mark.slow  # compiles a relaxation: 171 s on the loaded machine
-def test_the_fixed_order_sum_adds_pattern_pairs_in_a_tree():
-    model, I, T = problem()
-    x = nd.relax(model, I).x
-    z = T[:7] - x[:7]  # any adjoint states (a jax.Array); 7: a level of odd length
-    summed, I_bar = nd.parameter_cotangent(model, x[:7], I[:7], z, fixed_order=True)
-    each = [nd.parameter_cotangent(model, x[a], I[a], z[a]) for a in range(7)]
-    W = [np.asarray(w.weights) for w, _ in each]
-    zero = np.zeros_like(W[0])
-    # ((W0 + W1) + (W2 + W3)) + ((W4 + W5) + (W6 + 0)), in exactly this order.
-    tree = ((W[0] + W[1]) + (W[2] + W[3])) + ((W[4] + W[5]) + (W[6] + zero))
-    np.testing.assert_array_equal(summed.weights, tree)
-    np.testing.assert_array_equal(I_bar, np.stack([np.asarray(i) for _, i in each]))
-    batch = nd.parameter_cotangent(model, x[:7], I[:7], z)[0].weights
-    np.testing.assert_allclose(summed.weights, batch, rtol=0, atol=1e-15)
-
-
 def test_a_sweep_is_every_combination_of_its_values():
     runs = expand_sweep(
         {

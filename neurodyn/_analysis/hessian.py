@@ -1,31 +1,34 @@
-r"""Curvature of the error at the fixed point: $\partial^2 E/\partial W^2$, exactly,
-through the implicit system $x^* = F(x^*; W, I)$.
+r"""Curvature of the error at the fixed point: $\partial^2 E/\partial\theta^2$,
+exactly, through the implicit system $x^* = F(x^*; \theta, I)$.
 
-The fixed point is made differentiable in forward mode by the implicit function
-theorem: a tangent $\dot W$ moves it by
+The fixed point is differentiable in forward mode by the implicit function theorem
+(`neurodyn._implicit`, the rule under every adjoint gradient method): a tangent
+$\dot\theta$ of any parameters moves it by
 
-$$\dot x^* = (1 - \partial F/\partial x)^{-1}\,(\partial F/\partial W)\,\dot W,$$
+$$\dot x^* = (1 - \partial F/\partial x)^{-1}\,(\partial F/\partial\theta)\,
+  \dot\theta,$$
 
-one linear solve (lineax). The rule re-enters itself, so JAX differentiates it again
-and $E(W) = \tfrac12\sum_a\sum_{i\in O}(T_i^a - x_i^{*a}(W))^2$ gets its exact Hessian
+one linear solve (lineax, LU by default). The rule re-enters itself, so JAX
+differentiates the gradient $\nabla_\theta E$ again and $E(\theta) =
+\tfrac12\sum_a\sum_{i\in O}(T_i^a - x_i^{*a}(\theta))^2$ gets its exact Hessian
 (forward over reverse); nothing is finite-differenced and the relaxation is never
 unrolled. A Hessian-vector product costs a few linear solves per pattern and never
-forms the $N^2 \times N^2$ matrix.
+forms the Hessian.
 """
+
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from .._gradients import ImplicitDiff, pattern_errors
 from .._models.base import AbstractNetwork
 from .._relax import (
-    ODERelaxation,
     as_relaxation,
     check_converged,
     initial_state,
-    relax_patterns,
 )
 from .._validation import (
     as_float_array,
@@ -38,77 +41,66 @@ from .._validation import (
 )
 
 
-def _with_weights(model: AbstractNetwork, weights: Array) -> AbstractNetwork:
-    return eqx.tree_at(lambda m: m.weights, model, weights)
+def _weights(model: AbstractNetwork) -> PyTree:
+    return model.weights
 
 
-@eqx.filter_custom_jvp
-def _implicit_state(weights, I, model, x0, *, relaxation):
-    fp = relax_patterns(_with_weights(model, weights), I, x0, relaxation)
-    return fp.x, fp
+def _selected(model: AbstractNetwork, wrt: Callable) -> tuple[PyTree, PyTree]:
+    """The float arrays `wrt(model)` selects (the parameters $\theta$), and the rest
+    of the selection."""
+    if not callable(wrt):
+        raise ValueError(
+            "`wrt` must pick parameters from the model, e.g. `lambda m: m.weights` "
+            f"or `lambda m: m` (every float array), got {wrt!r}."
+        )
+    try:
+        selection = wrt(model)
+    except AttributeError as e:
+        raise ValueError(
+            f"`wrt` could not pick parameters from a {type(model).__name__} ({e}); "
+            "pass e.g. `wrt=lambda m: m` for every float array of the model."
+        ) from e
+    return eqx.partition(selection, eqx.is_inexact_array)
 
 
-@_implicit_state.def_jvp
-def _implicit_state_jvp(primals, tangents, *, relaxation):
-    weights, I, model, x0 = primals
-    t_weights, t_I, _, _ = tangents
-    x, fp = _implicit_state(weights, I, model, x0, relaxation=relaxation)
-    t_weights = jnp.zeros_like(weights) if t_weights is None else t_weights
-    t_I = jax.tree.map(jnp.zeros_like, I) if t_I is None else t_I
+def _gradient(params, rest, wrt, model, I, T, x0, relaxation):
+    r"""$\nabla_\theta E$ (summed over patterns), and the fixed points (for the
+    convergence check)."""
 
-    def drive(w, i, x_):
-        return _with_weights(model, w).drive(x_, i)
+    def total(p):
+        m = eqx.tree_at(wrt, model, eqx.combine(p, rest))
+        errors, fp = pattern_errors(m, I, T, x0, ImplicitDiff(), relaxation)
+        return jnp.sum(errors), fp
 
-    _, b = jax.jvp(lambda w, i: drive(w, i, x), (weights, I), (t_weights, t_I))
-    operator = lx.FunctionLinearOperator(
-        lambda v: v - jax.jvp(lambda x_: drive(weights, I, x_), (x,), (v,))[1],
-        jax.ShapeDtypeStruct(x.shape, x.dtype),
-    )
-    t_x = lx.linear_solve(operator, b, lx.LU()).value
-    t_fp = jax.tree.map(lambda _: None, fp)
-    return (x, fp), (t_x, t_fp)
-
-
-def _total_error(weights, model, I, T, x0, relaxation):
-    """$E(W)$ summed over patterns, and the fixed points (for the convergence check)."""
-
-    def one(i, t, x):
-        x_star, fp = _implicit_state(weights, i, model, x, relaxation=relaxation)
-        return 0.5 * jnp.sum(model.error(x_star, t) ** 2), fp
-
-    errors, fp = jax.vmap(one)(I, T, x0)
-    return jnp.sum(errors), fp
+    return jax.grad(total, has_aux=True)(params)
 
 
 @eqx.filter_jit
-def _hessian(model, I, T, x0, relaxation):
-    weights = model.weights
-
-    def grad(w):
-        g, fp = jax.grad(_total_error, has_aux=True)(w, model, I, T, x0, relaxation)
-        return g, fp
-
-    H, fp = jax.jacfwd(grad, has_aux=True)(weights)
+def _hessian(model, I, T, x0, relaxation, wrt):
+    params, rest = _selected(model, wrt)
+    H, fp = jax.jacfwd(
+        lambda p: _gradient(p, rest, wrt, model, I, T, x0, relaxation), has_aux=True
+    )(params)
     return check_converged(fp, H)
 
 
 @eqx.filter_jit
-def _hvp(model, I, T, x0, relaxation, v):
-    def grad(w):
-        return jax.grad(_total_error, has_aux=True)(w, model, I, T, x0, relaxation)
-
-    _, Hv, fp = jax.jvp(grad, (model.weights,), (v,), has_aux=True)
+def _hvp(model, I, T, x0, relaxation, wrt, v):
+    params, rest = _selected(model, wrt)
+    _, Hv, fp = jax.jvp(
+        lambda p: _gradient(p, rest, wrt, model, I, T, x0, relaxation),
+        (params,),
+        (v,),
+        has_aux=True,
+    )
     return check_converged(fp, Hv)
 
 
-def _prepare(model, I, T, x0, rtol, atol, t_max, max_steps):
-    if not isinstance(model, AbstractNetwork) or not hasattr(model, "weights"):
-        raise ValueError(
-            "`model` must be a neurodyn network with a `weights` field, got "
-            f"{type(model).__name__}."
-        )
+def _prepare(model, I, T, x0, rtol, atol, t_max, max_steps, wrt):
+    check_network(model)
+    _selected(model, wrt)
     check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation: ODERelaxation = as_relaxation(None, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation(None, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units).astype(I.dtype)
     check_same_batch(I, T)
@@ -122,16 +114,19 @@ def hessian(
     I: ArrayLike,
     T: ArrayLike,
     *,
+    wrt: Callable[[AbstractNetwork], PyTree] = _weights,
     x0: ArrayLike | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
     t_max: float | None = None,
     max_steps: int = 65_536,
-) -> Float[Array, "..."]:
-    r"""The Hessian of the error at the fixed point with respect to the weights,
+) -> PyTree:
+    r"""The Hessian of the error at the fixed point with respect to the weights (or
+    any parameters $\theta$),
 
-    $$H_{ij,kl} = \frac{\partial^2 E}{\partial w_{ij}\,\partial w_{kl}},\qquad
-      E = \tfrac12 \sum_a \sum_{i\in O}\big(T^a_i - x^{*}_i(W, I^a)\big)^2,$$
+    $$H_{ij,kl} = \frac{\partial^2 E}{\partial \theta_{ij}\,\partial \theta_{kl}},
+      \qquad E = \tfrac12 \sum_a \sum_{i\in O}\big(T^a_i - x^{*}_i(\theta,
+      I^a)\big)^2,$$
 
     exact through the implicit system (implicit-function-theorem tangents of $x^*$,
     differentiated forward over reverse). Connections outside `connectivity` have zero
@@ -139,48 +134,69 @@ def hessian(
 
     **Arguments:**
 
-    - `model`: a network with a `weights` field.
+    - `model`: any network; each pattern relaxes under its `training_source`, as in
+        [`neurodyn.value_and_grad`][].
     - `I`, `T`: sources and targets, $(N,)$ or $(P, N)$.
 
-    **Other arguments:** `x0`, `rtol`, `atol`, `t_max`, `max_steps` as for
-    [`neurodyn.relax`][] (they pick and resolve the fixed point).
+    **Other arguments:**
 
-    **Returns:** an array of shape `weights.shape * 2`; reshape it to
-    $(W.size, W.size)$ for a matrix.
+    - `wrt`: picks the parameters from the model, as the `where` of `eqx.tree_at`:
+        default `lambda m: m.weights`; `lambda m: m` differentiates with respect
+        to every float array of the model (masks and other leaves are left out).
+    - `x0`, `rtol`, `atol`, `t_max`, `max_steps` as for [`neurodyn.relax`][] (they
+        pick and resolve the fixed point).
+
+    **Returns:** for the weights, an array of shape `weights.shape * 2`; reshape it
+    to $(W.size, W.size)$ for a matrix. For a pytree of parameters, a pytree of
+    pytrees, `H[a][b]` of shape `a.shape + b.shape`, as `jax.hessian` returns it
+    (`None` where `wrt` picked no float array).
 
     **Raises:** the non-convergence error of [`neurodyn.value_and_grad`][] if a
     relaxation fails.
     """
-    I, T, x0, relaxation = _prepare(model, I, T, x0, rtol, atol, t_max, max_steps)
-    return _hessian(model, I, T, x0, relaxation)
+    I, T, x0, relaxation = _prepare(model, I, T, x0, rtol, atol, t_max, max_steps, wrt)
+    return _hessian(model, I, T, x0, relaxation, wrt)
 
 
 def hessian_vector_product(
     model: AbstractNetwork,
     I: ArrayLike,
     T: ArrayLike,
-    v: ArrayLike,
+    v: PyTree,
     *,
+    wrt: Callable[[AbstractNetwork], PyTree] = _weights,
     x0: ArrayLike | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
     t_max: float | None = None,
     max_steps: int = 65_536,
-) -> Float[Array, "..."]:
-    r"""$H v = \frac{d}{d\epsilon}\nabla_W E(W + \epsilon v)\big|_{\epsilon=0}$
-    without forming $H$: one forward-over-reverse pass (a few linear solves per
-    pattern, $O(N^2)$ memory). `v` has the shape of `weights`, and so has the result.
-    Other arguments as for [`neurodyn.hessian`][]."""
+) -> PyTree:
+    r"""$H v = \frac{d}{d\epsilon}\nabla_\theta E(\theta + \epsilon v)
+    \big|_{\epsilon=0}$ without forming $H$: one forward-over-reverse pass (a few
+    linear solves per pattern, $O(N^2)$ memory). `v` has the structure and shapes of
+    the parameters `wrt` picks (by default the shape of `weights`), and so has the
+    result. Other arguments as for [`neurodyn.hessian`][]."""
     check_network(model)
-    v = as_float_array("v", v)
-    check_finite("v", v)
-    if v.shape != getattr(model, "weights", v).shape:
+    params, _ = _selected(model, wrt)
+    leaves, structure = jax.tree.flatten(params)
+    try:
+        given = [as_float_array("v", u) for u in structure.flatten_up_to(v)]
+    except (ValueError, TypeError) as e:
+        if "`v`" in str(e):
+            raise
         raise ValueError(
-            f"`v` must have the shape of the weights, {model.weights.shape}, got "
-            f"{v.shape}."
-        )
-    I, T, x0, relaxation = _prepare(model, I, T, x0, rtol, atol, t_max, max_steps)
-    return _hvp(model, I, T, x0, relaxation, v.astype(model.weights.dtype))
+            f"`v` must have the structure of the parameters `wrt` picks, {structure}."
+        ) from e
+    for u, leaf in zip(given, leaves):
+        check_finite("v", u)
+        if u.shape != leaf.shape:
+            what = "the weights" if wrt is _weights else "the parameters"
+            raise ValueError(
+                f"`v` must have the shape of {what}, {leaf.shape}, got {u.shape}."
+            )
+    v = structure.unflatten([u.astype(p.dtype) for u, p in zip(given, leaves)])
+    I, T, x0, relaxation = _prepare(model, I, T, x0, rtol, atol, t_max, max_steps, wrt)
+    return _hvp(model, I, T, x0, relaxation, wrt, v)
 
 
 def hessian_eigenvalues(H: Float[ArrayLike, "..."]) -> Float[Array, " m"]:

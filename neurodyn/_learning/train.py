@@ -1,10 +1,12 @@
 r"""Discrete learning of fixed points: one optax update per relaxation of the
 patterns (Pineda eqs 13, 19, 20)."""
 
+import contextlib
+import importlib.util
 import json
 import pathlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import equinox as eqx
 import jax
@@ -13,7 +15,6 @@ import jax.random as jr
 import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
-from rich.progress import Progress
 
 from .._gradients import RecurrentBackprop, check_method, pattern_errors
 from .._models.base import AbstractNetwork
@@ -128,6 +129,26 @@ def _identity(strategy) -> list:
     return [eqx.tree_pformat(rest), *jax.tree.leaves(arrays)]
 
 
+@contextlib.contextmanager
+def _progress_bar(show: bool, total: int, completed: int) -> Iterator[Callable]:
+    """`advance()`, which moves a rich progress bar of `total` updates when `show`
+    (and does nothing otherwise)."""
+    if not show:
+        yield lambda: None
+        return
+    try:
+        from rich.progress import Progress
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(
+            "`progress=True` draws with rich, which is not installed; install the "
+            'cli extra (pip install "neurodyn[cli]") or pass `progress=False`.',
+            name=e.name,
+        ) from e
+    with Progress(transient=True) as bar:
+        task = bar.add_task("training", total=total, completed=completed)
+        yield lambda: bar.update(task, advance=1)
+
+
 def train(
     model: AbstractNetwork,
     I: ArrayLike,
@@ -187,7 +208,8 @@ def train(
         from the checkpoint to exactly the result of an uninterrupted run. With
         patterns sharded over several processes (`jax.distributed`), process 0
         writes the checkpoints and every process reads them on resume.
-    - `progress`: show a progress bar; default only on a terminal.
+    - `progress`: show a progress bar (it needs rich, the `cli` extra); default
+        only on a terminal, and only if rich is installed.
     - `solver`, `rtol`, `atol`, `t_max`, `max_steps`: as for [`neurodyn.relax`][].
     - `callback`: called as `callback(k, model)` with the model after $k$ updates,
         for $k = 0, 1, \dots$; returning True stops the run there (the history ends
@@ -291,10 +313,10 @@ def train(
             if writes:
                 save_checkpoint(folder, step, *saved, run_id)
 
-    show = sys.stderr.isatty() if progress is None else progress
+    if progress is None:
+        progress = sys.stderr.isatty() and importlib.util.find_spec("rich") is not None
     try:
-        with Progress(disable=not show, transient=True) as bar:
-            task = bar.add_task("training", total=steps, completed=first)
+        with _progress_bar(progress, steps, first) as advance:
             for k in range(first, steps):
                 params, opt_state, carry = state
                 if callback is not None and callback(k, eqx.combine(params, static)):
@@ -325,7 +347,7 @@ def train(
                 history["presented"].append(to_host(coefficients))
                 if (k + 1) % checkpoint_every == 0:
                     checkpoint(k + 1)
-                bar.update(task, advance=1)
+                advance()
     except KeyboardInterrupt:
         # Over several processes, a gather now could wait forever on a process the
         # interrupt stopped elsewhere: resume from the last regular checkpoint.
