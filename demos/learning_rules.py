@@ -46,7 +46,7 @@ def network(weights: np.ndarray) -> nd.EnergyNetwork:
 
 
 def problem(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A realisable regression: `T` = a teacher energy network's fixed points under
+    r"""A realisable regression: `T` = a teacher energy network's fixed points under
     `P` random inputs (only the outputs count); returns the student's start
     weights, `I` and `T`. With the logistic $\rho$ ($\rho' \le 1/4$) the recurrence
     is weak: $\partial F/\partial s$ has eigenvalues of about 0.03."""
@@ -123,7 +123,7 @@ def last(models):
 
 
 def continual(start, I, T, eta: float, steps: int, every: int) -> dict:
-    """`steps` phases of C-EP at rate `eta` (each a free phase, then a nudged phase
+    r"""`steps` phases of C-EP at rate `eta` (each a free phase, then a nudged phase
     with the weights moving) from `start`; against the exact gradient at the
     start of every `every`-th phase: the angle of the update
     $-\Delta\theta/\eta$ and its norm relative to the gradient's."""

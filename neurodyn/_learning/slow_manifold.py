@@ -261,7 +261,7 @@ class SlowManifold(AbstractAnalogMethod):
         FullSystem(self.solver)  # same check of `solver`
 
     def solves(self, dtype, rtol: float, atol: float) -> Solves:
-        """The settings of the solves inside the slow field: the fixed points at a
+        r"""The settings of the solves inside the slow field: the fixed points at a
         hundredth of the run's tolerances (floored at 50 and 5 machine epsilons of
         `dtype`); the linear systems at the same relative tolerance and no absolute
         one to speak of (5 machine epsilons): the right-hand sides of the
