@@ -25,7 +25,7 @@ import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ._dynamics import relaxation_operator
-from ._implicit import implicit_state, stop_gradients
+from ._implicit import batched_drive, implicit_state, stop_gradients
 from ._models.base import AbstractNetwork
 from ._relax import (
     FixedPoint,
@@ -158,12 +158,7 @@ class RecurrentBackprop(AbstractAdjointMethod):
 
             return solve
 
-        _, pullback = jax.vjp(
-            lambda x_: (
-                model.drive(x_, I) if x.ndim == 1 else jax.vmap(model.drive)(x_, I)
-            ),
-            x,
-        )
+        _, pullback = jax.vjp(lambda x_: batched_drive((model, I), x_), x)
         z, result = jax.lax.custom_linear_solve(
             lambda v: v - pullback(v)[0],
             source,

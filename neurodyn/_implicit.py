@@ -21,14 +21,15 @@ Hessian is forward mode over reverse mode, and nothing is unrolled.
 import equinox as eqx
 import jax
 import jax.extend
-import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
 from ._results import RESULTS, error_if_any
 from ._solvers.base import Relaxation
 
 
-def _drive(model_and_input: PyTree, x: Float[Array, "*p n"]) -> Float[Array, "*p n"]:
+def batched_drive(
+    model_and_input: PyTree, x: Float[Array, "*p n"]
+) -> Float[Array, "*p n"]:
     """$F(x; \\theta, I)$ for one pattern or a batch (leading axis on `x`, `I`)."""
     model, I = model_and_input
     return model.drive(x, I) if x.ndim == 1 else jax.vmap(model.drive)(x, I)
@@ -66,9 +67,9 @@ def _implicit_state_jvp(primals, tangents, *, x_star, converged, method, relaxat
     )
     model, I = model_and_input
     _, b = eqx.filter_jvp(
-        lambda m_i: _drive(m_i, x), (model_and_input,), (t_model_and_input,)
+        lambda m_i: batched_drive(m_i, x), (model_and_input,), (t_model_and_input,)
     )
-    _, A = jax.linearize(lambda x_: _drive(model_and_input, x_), x)
+    _, A = jax.linearize(lambda x_: batched_drive(model_and_input, x_), x)
 
     # Traced once, evaluated by both solves: the adjoint solve and its transpose.
     closed, shapes = jax.make_jaxpr(
@@ -101,10 +102,3 @@ def stop_gradients(tree: PyTree) -> PyTree:
     return jax.tree.map(
         lambda a: jax.lax.stop_gradient(a) if eqx.is_inexact_array(a) else a, tree
     )
-
-
-def zero_when_failed(y: Float[Array, "*p n"], result: RESULTS) -> Float[Array, "*p n"]:
-    """`y`, NaN where `result` is not successful (a tangent relaxation that failed
-    has no error channel of its own: its NaN reaches whoever reads it)."""
-    ok = result == RESULTS.successful
-    return jnp.where(ok[..., None] if ok.ndim else ok, y, jnp.nan)
