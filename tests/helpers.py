@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import neurodyn as nd
 from neurodyn._solvers.base import Relaxation
@@ -14,10 +15,61 @@ from neurodyn._solvers.base import Relaxation
 # Tight tolerances for float64 gradient checks: the fixed point is then accurate to
 # ~1e-13, so central differences with step 1e-5 are accurate to ~1e-9.
 TIGHT = dict(rtol=1e-12, atol=1e-14)
-# The ODE relaxation at TIGHT tolerances, for tests that relax fields themselves.
-TIGHT_ODE = Relaxation(nd.ODERelaxation(), **TIGHT)
 
 METHODS = (nd.RecurrentBackprop(), nd.ImplicitDiff(), nd.UnrolledBPTT())
+# The adjoint methods: every model's default-tier gradient checks. UnrolledBPTT
+# (an ODE solve differentiated step by step, the costliest to compile) is checked
+# for every model in the slow tier, and for the first-order network in both.
+ADJOINT_METHODS = METHODS[:2]
+
+
+def method_names() -> list:
+    """The names of `METHODS` as pytest parameters, UnrolledBPTT's in the slow tier."""
+    return [
+        pytest.param(name, marks=() if name != "UnrolledBPTT" else pytest.mark.slow)
+        for name in (type(m).__name__ for m in METHODS)
+    ]
+
+
+class Gradients(dict):
+    """`(E, grads)` of one problem by method name: the adjoint methods' at once,
+    UnrolledBPTT's on first use (from a slow-tier test)."""
+
+    def __init__(self, compute):
+        super().__init__({type(m).__name__: compute(m) for m in ADJOINT_METHODS})
+        self._compute = compute
+
+    def __missing__(self, name):
+        (method,) = (m for m in METHODS if type(m).__name__ == name)
+        self[name] = value = self._compute(method)
+        return value
+
+
+def quick(method=None) -> dict:
+    """`TIGHT` with one steady-state strategy in place of the default chain: Anderson
+    acceleration, or the ODE relaxation for `UnrolledBPTT` (which differentiates
+    through the ODE solver's steps).
+
+    Tests of gradient methods, models and analyses relax with this: the strategy is
+    not what they test, and one strategy compiles in about a third of the time of
+    `Fallback(FixedPointIteration, Anderson, ODERelaxation)` (measured: first
+    `value_and_grad` with RecurrentBackprop 5.6 against 15.8 CPU-s). The default
+    chain is tested in test_solvers.py and test_relax.py, and `value_and_grad` with
+    every default in test_gradients.py.
+    """
+    ode = isinstance(method, nd.UnrolledBPTT)
+    return dict(TIGHT, solver=nd.ODERelaxation() if ode else nd.Anderson())
+
+
+QUICK = quick()
+
+
+def quick_relaxation(method=None) -> Relaxation:
+    """The relaxation `quick(method)` asks for, for tests that relax fields
+    themselves."""
+    return Relaxation(quick(method)["solver"], **TIGHT)
+
+
 NETWORK_CLASSES = (nd.FirstOrderNetwork, nd.RateNetwork)
 
 

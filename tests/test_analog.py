@@ -14,7 +14,7 @@ from neurodyn._learning.gauss_newton import _gauss_newton_product
 from neurodyn._learning.rosenbrock import LinearisedTerm, Ros2
 from neurodyn._learning.slow_manifold import slow_field
 
-from .helpers import random_network, random_patterns
+from .helpers import QUICK, random_network, random_patterns
 
 
 TIGHT_RUN = dict(rtol=1e-10, atol=1e-12)
@@ -112,7 +112,7 @@ def _gradient_flow(net, I, T, eta, t1, steps):
 
     def velocity(w):
         m = eqx.tree_at(lambda n: n.weights, net, w)
-        grads = nd.value_and_grad(m, I, T, method=nd.ImplicitDiff(), **TIGHT_RUN)[1]
+        grads = nd.value_and_grad(m, I, T, method=nd.ImplicitDiff(), **QUICK)[1]
         return -eta * grads.weights
 
     w, h = net.weights, t1 / steps
@@ -147,11 +147,19 @@ def test_order_zero_slow_manifold_is_the_gradient_flow(problem, gradient_flow):
     assert np.linalg.norm(moved - expected) / np.linalg.norm(expected) < 1e-5
 
 
-def test_analog_learning_follows_the_gradient_flow(problem, gradient_flow):
+@pytest.fixture(scope="module")
+def full_run(problem, gradient_flow):
+    """The full system with every default, at eta tau = 2e-3 (the default there)."""
+    net, I, T = problem
+    eta, t1, _ = gradient_flow
+    return nd.analog_learning(net, I, T, eta=eta, t1=t1, saveat=jnp.array([0.0, t1]))
+
+
+def test_analog_learning_follows_the_gradient_flow(problem, gradient_flow, full_run):
     """The full system differs from the gradient flow by O(eta tau): 7.4e-4 here."""
     net, I, T = problem
-    eta, t1, reference = gradient_flow
-    run = nd.analog_learning(net, I, T, eta=eta, t1=t1, saveat=jnp.array([0.0, t1]))
+    *_, reference = gradient_flow
+    run = full_run
     assert isinstance(run.method, nd.FullSystem)  # the default at eps = 2e-3
     moved = np.asarray(run.model.weights[-1] - net.weights)
     expected = np.asarray(reference - net.weights)
@@ -160,6 +168,23 @@ def test_analog_learning_follows_the_gradient_flow(problem, gradient_flow):
     assert float(run.loss[-1]) < float(run.loss[0])
     assert np.all(np.asarray(run.model.connectivity) == np.asarray(net.connectivity))
     assert np.all(moved[~np.asarray(net.connectivity)] == 0)
+
+
+def test_slow_manifold_follows_the_full_system(problem, gradient_flow, full_run):
+    """The first-order slow manifold against the full system of the test above: an
+    O(eps^2) gap (1.5e-6 relative) where the gradient flow, order 0, is O(eps)
+    away (7.4e-4). The error orders over eps are measured in the slow tier."""
+    net, I, T = problem
+    eta, t1, reference = gradient_flow
+    run = nd.analog_learning(
+        net, I, T, eta=eta, t1=t1, saveat=jnp.array([0.0, t1]),
+        method=nd.SlowManifold(),
+    )  # fmt: skip
+    full = np.asarray(full_run.model.weights[-1] - net.weights)
+    gap = np.linalg.norm(np.asarray(run.model.weights[-1]) - net.weights - full)
+    flow_gap = np.linalg.norm(np.asarray(reference - net.weights) - full)
+    assert gap < 1.5e-4 * np.linalg.norm(full)  # measured 1.5e-6
+    assert flow_gap > 1e-4 * np.linalg.norm(full)  # measured 7.4e-4
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +211,7 @@ def error_orders(problem):
     return epsilons, errors, estimates
 
 
+@pytest.mark.slow  # nine runs at three time-scale separations: 110 CPU-s
 def test_slow_manifold_error_shrinks_like_eps_and_eps_squared(error_orders):
     epsilons, errors, estimates = error_orders
     slope = {

@@ -12,6 +12,7 @@ from neurodyn._analysis import naumov
 
 from .helpers import (
     NETWORK_CLASSES,
+    QUICK,
     random_network,
     random_patterns,
     relative_error,
@@ -26,7 +27,7 @@ TIGHT_RELAX = dict(rtol=1e-11, atol=1e-13)
 def relaxed(request):
     net = random_network(request.param, scale=1.5, activation=nd.tanh)
     I, T = random_patterns()
-    return net, I, T, nd.relax(net, I, throw=True, **TIGHT_RELAX)
+    return net, I, T, nd.relax(net, I, throw=True, **QUICK)
 
 
 def explicit_jacobian(net, x, I):
@@ -71,7 +72,7 @@ def test_spectrum_argument_errors(relaxed):
 def curvature():
     net = random_network(nd.FirstOrderNetwork, n=5, scale=1.5)
     I, T = random_patterns(n=5, p=2)
-    return net, I, T, np.asarray(nd.hessian(net, I, T, **TIGHT_RELAX))
+    return net, I, T, np.asarray(nd.hessian(net, I, T, **QUICK))
 
 
 def test_hessian_matches_finite_differences_of_the_gradient(curvature):
@@ -81,7 +82,7 @@ def test_hessian_matches_finite_differences_of_the_gradient(curvature):
 
     def grad(w):
         model = eqx.tree_at(lambda m: m.weights, net, w)
-        _, g = nd.value_and_grad(model, I, T, method=nd.ImplicitDiff(), **TIGHT_RELAX)
+        _, g = nd.value_and_grad(model, I, T, method=nd.ImplicitDiff(), **QUICK)
         return np.asarray(g.weights).ravel()
 
     eps, w = 1e-5, net.weights
@@ -99,7 +100,7 @@ def test_hessian_matches_finite_differences_of_the_gradient(curvature):
 def test_hessian_vector_product_is_dense_h_times_v(curvature):
     net, I, T, H = curvature
     v = np.random.default_rng(3).normal(size=net.weights.shape)
-    Hv = nd.hessian_vector_product(net, I, T, v, **TIGHT_RELAX)
+    Hv = nd.hessian_vector_product(net, I, T, v, **QUICK)
     n2 = net.weights.size
     assert relative_error(Hv, (H.reshape(n2, n2) @ v.ravel()).reshape(v.shape)) <= 1e-10
     eigenvalues = np.asarray(nd.hessian_eigenvalues(H))
@@ -303,7 +304,7 @@ def test_hessian_along_a_stack_is_the_closed_form():
     I, T = 0.7, 1.3
     models = linear_path(ws[:, None, None])
     eigenvalues = np.asarray(
-        nd.hessian_along(models, jnp.full(1, I), jnp.full(1, T), **TIGHT_RELAX)
+        nd.hessian_along(models, jnp.full(1, I), jnp.full(1, T), **QUICK)
     )
     x = I / (1 - ws)
     expected = (I / (1 - ws) ** 2) ** 2 - (T - x) * 2 * I / (1 - ws) ** 3

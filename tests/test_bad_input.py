@@ -320,14 +320,14 @@ ENTRY_POINTS = {
         nd.hessian,
         (net(), I, T),
         {},
-        {**_without(RELAX_KINDS, "solver"), "T": PATTERNS, "wrt": CALLABLE},
+        {**RELAX_KINDS, "T": PATTERNS, "wrt": CALLABLE},
     ),
     "hessian_vector_product": Entry(
         nd.hessian_vector_product,
         (net(), I, T, W),
         {},
         {
-            **_without(RELAX_KINDS, "solver"),
+            **RELAX_KINDS,
             "T": PATTERNS,
             "v": ARRAY,
             "wrt": CALLABLE,

@@ -12,18 +12,20 @@ import pytest
 
 import neurodyn as nd
 from neurodyn._relax import relax_patterns
+from neurodyn._solvers.base import Relaxation
 
 from .helpers import (
-    METHODS,
     TIGHT,
-    TIGHT_ODE,
+    Gradients,
     finite_difference_grad,
+    method_names,
+    quick,
     relative_error,
     run_demo,
 )
 
 
-RELAXATION = TIGHT_ODE
+RELAXATION = Relaxation(nd.Anderson(), **TIGHT)
 
 
 def random_memory(n=6, visible=4, p=2, *, seed=0, scale=1.2):
@@ -64,14 +66,13 @@ def problem():
     cam, I, T = random_memory()
     fd = finite_difference_grad(master_loss(cam, I, T), cam.weights)
     x0 = nd.memory_start(cam, T)
-    grads = {
-        type(m).__name__: nd.value_and_grad(cam, I, T, method=m, x0=x0, **TIGHT)
-        for m in METHODS
-    }
+    grads = Gradients(
+        lambda m: nd.value_and_grad(cam, I, T, method=m, x0=x0, **quick(m))
+    )
     return cam, I, T, fd, grads
 
 
-@pytest.mark.parametrize("method", [type(m).__name__ for m in METHODS])
+@pytest.mark.parametrize("method", method_names())
 def test_master_gradient_matches_finite_differences(problem, method):
     *_, fd, grads = problem
     E, g = grads[method]

@@ -12,10 +12,12 @@ import pytest
 import neurodyn as nd
 
 from .helpers import (
-    METHODS,
-    TIGHT,
-    TIGHT_ODE,
+    QUICK,
+    Gradients,
     finite_difference_grad,
+    method_names,
+    quick,
+    quick_relaxation,
     random_patterns,
     relative_error,
     run_demo,
@@ -43,7 +45,7 @@ def random_higher_order(order, *, seed=0, inner=nd.logistic, scale=1.5):
 def weights_loss(model, I, T):
     def loss(w):
         m = eqx.tree_at(lambda net: net.weights, model, w)
-        x = nd.relax(m, I, **TIGHT).x
+        x = nd.relax(m, I, **QUICK).x
         return 0.5 * jnp.sum(jax.vmap(m.error)(x, T) ** 2)
 
     return loss
@@ -64,14 +66,11 @@ def problem(request):
     net = random_higher_order(request.param)
     I, T = random_patterns(n=N, p=3)
     fd = finite_difference_grad(weights_loss(net, I, T), net.weights)
-    grads = {
-        type(m).__name__: nd.value_and_grad(net, I, T, method=m, **TIGHT)
-        for m in METHODS
-    }
+    grads = Gradients(lambda m: nd.value_and_grad(net, I, T, method=m, **quick(m)))
     return net, I, T, fd, grads
 
 
-@pytest.mark.parametrize("method", [type(m).__name__ for m in METHODS])
+@pytest.mark.parametrize("method", method_names())
 def test_matches_finite_differences(problem, method):
     net, I, T, fd, grads = problem
     _, g = grads[method]
@@ -97,10 +96,10 @@ def closed_form_and_generic(net, x, I, T):
     def one(x, i, t):
         J = net.error(x, t)
         zero = jnp.zeros_like(x)
-        y = TIGHT_ODE.solve(
+        y = quick_relaxation().solve(
             lambda _: lambda y: net.error_dynamics(y, x, i, J), zero, None, net.tau
         )
-        z = TIGHT_ODE.solve(
+        z = quick_relaxation().solve(
             lambda _: lambda z: nd.adjoint_field(net, x, i, z, J), zero, None, net.tau
         )
         ok = (y.result == nd.RESULTS.successful) & (z.result == nd.RESULTS.successful)
@@ -114,7 +113,7 @@ def test_closed_form_equals_generic(problem):
     """Eqs 23-26: relax y' = -y + g'(u){f'(x) V^T y + J}; then y* = g'(u) z* and
     dW/dt = eta y f(x)..f(x) summed over patterns is -dE/dW."""
     net, I, T, _, grads = problem
-    x = nd.relax(net, I, **TIGHT).x
+    x = nd.relax(net, I, **QUICK).x
     velocity, y, gprime_z, ok = closed_form_and_generic(net, x, I, T)
     assert bool(jnp.all(ok))
     assert relative_error(y, gprime_z) <= 1e-9
@@ -132,7 +131,7 @@ def test_coupling_and_stability_matrices(problem):
     """V = du/df(x) (eqs 25, 26), L = 1 - dF/dx (eq 27); the paper's printed L with
     f' at the row index has the same eigenvalues."""
     net, I, *_ = problem
-    x = nd.relax(net, I[0], **TIGHT).x
+    x = nd.relax(net, I[0], **QUICK).x
     if net.order == 2:
         S = net.symmetrised_weights()
         assert jnp.allclose(S, jnp.swapaxes(S, 1, 2), rtol=0, atol=1e-14)
@@ -171,8 +170,8 @@ def test_first_order_identity_is_first_order_network():
         hon.error_dynamics(y, x, I[0], J), fon.error_dynamics(y, x, I[0], J)
     )
     assert jnp.allclose(hon.weight_dynamics(y, x), fon.weight_dynamics(y, x))
-    E1, g1 = nd.value_and_grad(hon, I, T, **TIGHT)
-    E2, g2 = nd.value_and_grad(fon, I, T, **TIGHT)
+    E1, g1 = nd.value_and_grad(hon, I, T, **QUICK)
+    E2, g2 = nd.value_and_grad(fon, I, T, **QUICK)
     assert abs(float(E1) - float(E2)) <= 1e-14
     assert relative_error(g1.weights, g2.weights) <= 1e-12
 

@@ -11,7 +11,15 @@ from jax.flatten_util import ravel_pytree
 
 import neurodyn as nd
 
-from .helpers import METHODS, TIGHT, relative_error, run_demo
+from .helpers import (
+    QUICK,
+    TIGHT,
+    Gradients,
+    method_names,
+    quick,
+    relative_error,
+    run_demo,
+)
 
 
 def with_recurrence(net, scale, seed):
@@ -39,7 +47,7 @@ def flat_grads(grads):
 
 
 def fixed_points(net, I):
-    return nd.relax(net, I, x0=I, throw=True, **TIGHT).x
+    return nd.relax(net, I, x0=I, throw=True, **QUICK).x
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +73,9 @@ def two_layers():
         jax.vmap(loss)(flat[None] + eps * basis)
         - jax.vmap(loss)(flat[None] - eps * basis)
     ) / (2 * eps)
-    grads = {
-        type(m).__name__: nd.value_and_grad(net, I, T, method=m, x0=I, **TIGHT)[1]
-        for m in METHODS
-    }
+    grads = Gradients(
+        lambda m: nd.value_and_grad(net, I, T, method=m, x0=I, **quick(m))[1]
+    )
     return net, I, T, fd, grads
 
 
@@ -86,7 +93,7 @@ def one_layer():
     return net, I, T, fixed_points(net, I)
 
 
-@pytest.mark.parametrize("method", [type(m).__name__ for m in METHODS])
+@pytest.mark.parametrize("method", method_names())
 def test_exact_gradient_matches_finite_differences(two_layers, method):
     *_, fd, grads = two_layers
     assert relative_error(flat_grads(grads[method]), fd) <= 1e-6
@@ -104,7 +111,7 @@ def test_one_layer_closed_form(one_layer):
     r"""Paper eqs 4-6: dY/dW = (1 - f'.W)^-1 f'.delta_Y, so dE/dW = r Y^T with
     r = f' (1 - W^T diag f')^-1 dE/dY; dE/dQ = r X^T, dE/dT = r."""
     net, I, T, x = one_layer
-    _, grads = nd.value_and_grad(net, I, T, method=nd.ImplicitDiff(), x0=I, **TIGHT)
+    _, grads = nd.value_and_grad(net, I, T, method=nd.ImplicitDiff(), x0=I, **QUICK)
     X, (Y,), (D,) = layer_terms(net, I, x)
     e = -jax.vmap(net.error)(x, T)[:, net.n_inputs :]  # dE/dY
     W = net.layers[0].W
@@ -146,7 +153,7 @@ def test_semi_gradient_one_layer_formula(one_layer):
     r"""Semi-gradient: dY/dW ~ f'.delta_Y, i.e. r = f' dE/dY; units without a target
     learn nothing."""
     net, I, T, x = one_layer
-    _, grads = nd.value_and_grad(net, I, T, method=nd.SemiGradient(), x0=I, **TIGHT)
+    _, grads = nd.value_and_grad(net, I, T, method=nd.SemiGradient(), x0=I, **QUICK)
     X, (Y,), (D,) = layer_terms(net, I, x)
     r = D * -jax.vmap(net.error)(x, T)[:, net.n_inputs :]
     layer = grads.layers[0]
@@ -161,7 +168,7 @@ def test_semi_gradient_through_layers_formula(two_layers):
     through Q^1, lateral and feedback inputs frozen at the equilibrium."""
     net, I, T, *_ = two_layers
     method = nd.SemiGradient(net.feedforward_connections)
-    _, grads = nd.value_and_grad(net, I, T, method=method, x0=I, **TIGHT)
+    _, grads = nd.value_and_grad(net, I, T, method=method, x0=I, **QUICK)
     x = fixed_points(net, I)
     X, (Y0, Y1), (D0, D1) = layer_terms(net, I, x)
     d1 = D1 * (Y1 - net.outputs(T))
@@ -192,7 +199,7 @@ def test_semi_gradient_is_exact_without_recurrence(two_layers):
     """W = R = 0 (the paper's initialisation): nothing is truncated."""
     net, I, T, *_ = two_layers
     net = with_recurrence(net, 0.0, seed=0)
-    exact = nd.value_and_grad(net, I, T, method=nd.ImplicitDiff(), x0=I, **TIGHT)[1]
+    exact = nd.value_and_grad(net, I, T, method=nd.ImplicitDiff(), x0=I, **QUICK)[1]
     semi = nd.value_and_grad(
         net,
         I,

@@ -10,10 +10,10 @@ import pytest
 import neurodyn as nd
 from neurodyn._learning import train as train_module
 
-from .helpers import random_network, random_patterns
+from .helpers import QUICK, random_network, random_patterns
 
 
-RELAX = dict(rtol=1e-10, atol=1e-12)
+RELAX = QUICK
 # `nd.train` compiles its update for each optimizer object (optax's transformations
 # are closures, hashed by identity): one object per setting shares that compilation.
 SGD = optax.sgd(0.1)

@@ -14,8 +14,9 @@ import neurodyn as nd
 from .helpers import (
     METHODS,
     NETWORK_CLASSES,
-    TIGHT,
-    TIGHT_ODE,
+    QUICK,
+    quick,
+    quick_relaxation,
     random_network,
     random_patterns,
     relative_error,
@@ -78,7 +79,7 @@ def rk4(field, y, ts, dt):
 def problem(request):
     net = random_network(request.param, scale=1.5, activation=nd.tanh, tau=TAU)
     I, T = random_patterns()
-    return net, I, T, nd.relax(net, I, throw=True, **TIGHT)
+    return net, I, T, nd.relax(net, I, throw=True, **QUICK)
 
 
 def test_spectrum_and_linearisation_at_tau(problem):
@@ -203,12 +204,14 @@ def test_gradients_match_numpy_finite_differences(problem, finite_differences, m
     error; E to 6e-12, the tight relaxation's)."""
     net, I, T, _ = problem
     fd_W, fd_I = finite_differences
-    E, grads = nd.value_and_grad(net, I, T, method=method, **TIGHT)
+    E, grads = nd.value_and_grad(net, I, T, method=method, **quick(method))
     assert abs(float(E) - numpy_error(net, np.asarray(I), np.asarray(T))) <= 6e-10
     assert relative_error(grads.weights, fd_W) <= 3e-8
 
     def loss(I_):
-        x = method.fixed_point(net, I_, jnp.full(I.shape, 0.5), TIGHT_ODE).x
+        x = method.fixed_point(
+            net, I_, jnp.full(I.shape, 0.5), quick_relaxation(method)
+        ).x
         return 0.5 * jnp.sum(jax.vmap(net.error)(x, T) ** 2)
 
     assert relative_error(jax.grad(loss)(I), fd_I) <= 3e-8

@@ -9,6 +9,8 @@ The reference (fixed points and dE/dW) is NumPy: Newton's method and a dense sol
 the adjoint system, independent of neurodyn's solvers and gradient methods.
 """
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -58,14 +60,19 @@ def numpy_reference(W, I, T, x):
     return x, grad
 
 
-@pytest.fixture(scope="module", params=["contracting", "not contracting"])
-def problem(request):
+@functools.cache
+def reference(kind):
     """The network, patterns, and the NumPy reference: x* to rounding and dE/dW by
     a dense adjoint solve (`numpy_reference`)."""
-    net, I, T = regime(request.param)
+    net, I, T = regime(kind)
     x = nd.relax(net, I, solver=nd.ODERelaxation(), **TIGHT).x
     x, g = numpy_reference(*(np.asarray(a) for a in (net.weights, I, T, x)))
-    return request.param, net, I, T, jnp.asarray(x), jnp.asarray(g)
+    return kind, net, I, T, jnp.asarray(x), jnp.asarray(g)
+
+
+@pytest.fixture(scope="module", params=["contracting", "not contracting"])
+def problem(request):
+    return reference(request.param)
 
 
 def test_reference_is_a_fixed_point_and_a_gradient(problem):
@@ -102,6 +109,16 @@ def test_solver_reaches_the_reference(problem, name):
     fp = nd.relax(net, I, solver=SOLVERS[name], **TIGHT)
     assert bool(jnp.all(fp.converged)), fp.result
     assert float(jnp.max(jnp.abs(fp.x - x_ref))) <= 1e-10
+
+
+# The gradient (RecurrentBackprop: its adjoint relaxes with the same strategy) with
+# every strategy on the harder network; on the contracting one in the slow tier.
+@pytest.mark.parametrize("name", SOLVERS)
+@pytest.mark.parametrize(
+    "kind", [pytest.param("contracting", marks=pytest.mark.slow), "not contracting"]
+)
+def test_solver_gives_the_reference_gradient(kind, name):
+    _, net, I, T, _, g_ref = reference(kind)
     _, g = nd.value_and_grad(net, I, T, solver=SOLVERS[name], **TIGHT)
     assert relative_error(g.weights, g_ref) <= 1e-8
 

@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 import neurodyn as nd
 from neurodyn._demos import zhu_rosenbaum_regression as regression
 
-from .helpers import TIGHT, relative_error, run_demo
+from .helpers import QUICK, relative_error, run_demo
 
 
 N, P, ETA = 5, 3, 0.3
@@ -27,7 +27,7 @@ def setup(activation, seed=0):
 
 
 def direction(rule, net, I, T, **kwargs):
-    _, D, fp = nd.rule_direction(rule, net, I, T, **TIGHT, **kwargs)
+    _, D, fp = nd.rule_direction(rule, net, I, T, **QUICK, **kwargs)
     return np.asarray(D), np.asarray(fp.x)
 
 
@@ -162,10 +162,10 @@ def test_train_with_rule_applies_the_rule(activation, rule):
     """`nd.train(..., rule=)` with SGD makes the rule's step on Pineda's E (1/2,
     output units, summed over patterns), and each rule a different step."""
     net, W, I, T = setup(activation)
-    result = nd.train(net, I, T, optimizer=optax.sgd(0.2), steps=1, rule=rule, **TIGHT)
+    result = nd.train(net, I, T, optimizer=optax.sgd(0.2), steps=1, rule=rule, **QUICK)
     D, _ = direction(rule, net, I, T, loss=half_squared_error, weights=np.ones(P))
     assert relative_error((W - result.model.weights) / 0.2, D) < 1e-7
-    gradient = nd.value_and_grad(net, I, T, **TIGHT)[1].weights
+    gradient = nd.value_and_grad(net, I, T, **QUICK)[1].weights
     if isinstance(rule, nd.DW1):  # dW1 is the Euclidean gradient of E
         assert relative_error(D, gradient) < 1e-7
     else:
@@ -179,7 +179,7 @@ def half_squared_error(r, y):
 def test_closed_form_fixed_point_is_relax():
     data = regression.regression_data(n=30, m=4)
     W = jnp.asarray(data["W_star"])
-    fp = nd.relax(nd.RateNetwork(W, activation=nd.identity), data["X"].T, **TIGHT)
+    fp = nd.relax(nd.RateNetwork(W, activation=nd.identity), data["X"].T, **QUICK)
     assert np.all(fp.converged)
     R = regression.fixed_points(W, jnp.asarray(data["X"]))
     assert relative_error(fp.x, R.T) < 1e-10
@@ -194,7 +194,7 @@ def test_eq_3_11_is_dw3_of_the_linear_model():
         data["W_star"] + 0.05 * np.random.default_rng(2).normal(size=(30, 30))
     )
     net = nd.RateNetwork(W, activation=nd.identity)
-    _, D3, _ = nd.rule_direction(nd.DW3(), net, X.T, Y.T, **TIGHT)
+    _, D3, _ = nd.rule_direction(nd.DW3(), net, X.T, Y.T, **QUICK)
     assert relative_error(regression.linear_dw3(W, X, Y), D3) < 1e-9
     U, S, Vt = np.linalg.svd(np.eye(30) - np.asarray(W))
     singular = np.eye(30) - U @ np.diag(_zero_last(S)) @ Vt

@@ -96,11 +96,11 @@ def _hvp(model, I, T, x0, relaxation, wrt, v):
     return check_converged(fp, Hv)
 
 
-def _prepare(model, I, T, x0, rtol, atol, t_max, max_steps, wrt):
+def _prepare(model, I, T, x0, solver, rtol, atol, t_max, max_steps, wrt):
     check_network(model)
     _selected(model, wrt)
     check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(None, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units).astype(I.dtype)
     check_same_batch(I, T)
@@ -116,6 +116,7 @@ def hessian(
     *,
     wrt: Callable[[AbstractNetwork], PyTree] = _weights,
     x0: ArrayLike | None = None,
+    solver=None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
     t_max: float | None = None,
@@ -143,8 +144,8 @@ def hessian(
     - `wrt`: picks the parameters from the model, as the `where` of `eqx.tree_at`:
         default `lambda m: m.weights`; `lambda m: m` differentiates with respect
         to every float array of the model (masks and other leaves are left out).
-    - `x0`, `rtol`, `atol`, `t_max`, `max_steps` as for [`neurodyn.relax`][] (they
-        pick and resolve the fixed point).
+    - `x0`, `solver`, `rtol`, `atol`, `t_max`, `max_steps` as for
+        [`neurodyn.relax`][] (they pick and resolve the fixed point).
 
     **Returns:** for the weights, an array of shape `weights.shape * 2`; reshape it
     to $(W.size, W.size)$ for a matrix. For a pytree of parameters, a pytree of
@@ -154,7 +155,9 @@ def hessian(
     **Raises:** the non-convergence error of [`neurodyn.value_and_grad`][] if a
     relaxation fails.
     """
-    I, T, x0, relaxation = _prepare(model, I, T, x0, rtol, atol, t_max, max_steps, wrt)
+    I, T, x0, relaxation = _prepare(
+        model, I, T, x0, solver, rtol, atol, t_max, max_steps, wrt
+    )
     return _hessian(model, I, T, x0, relaxation, wrt)
 
 
@@ -166,6 +169,7 @@ def hessian_vector_product(
     *,
     wrt: Callable[[AbstractNetwork], PyTree] = _weights,
     x0: ArrayLike | None = None,
+    solver=None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
     t_max: float | None = None,
@@ -195,7 +199,9 @@ def hessian_vector_product(
                 f"`v` must have the shape of {what}, {leaf.shape}, got {u.shape}."
             )
     v = structure.unflatten([u.astype(p.dtype) for u, p in zip(given, leaves)])
-    I, T, x0, relaxation = _prepare(model, I, T, x0, rtol, atol, t_max, max_steps, wrt)
+    I, T, x0, relaxation = _prepare(
+        model, I, T, x0, solver, rtol, atol, t_max, max_steps, wrt
+    )
     return _hvp(model, I, T, x0, relaxation, wrt, v)
 
 
