@@ -4,12 +4,15 @@ import pathlib
 
 # The test problems are tiny, so XLA's compile time, not run time, dominates the
 # suite: compile with the cheap LLVM pipeline (measured: 35% less CPU per compile of
-# the default relaxation). Set before JAX starts its backend.
+# the default relaxation) and the older elemental emitters instead of XLA CPU's
+# fusion emitters (a further 20-25% off the first `value_and_grad`: 9.0 -> 7.1
+# CPU-s, best of three). Set before JAX starts its backend.
 os.environ["XLA_FLAGS"] = " ".join(
     [
         os.environ.get("XLA_FLAGS", ""),
         "--xla_backend_optimization_level=0",
         "--xla_llvm_disable_expensive_passes=true",
+        "--xla_cpu_use_fusion_emitters=false",
     ]
 ).strip()
 

@@ -21,6 +21,12 @@ TIGHT_RUN = dict(rtol=1e-10, atol=1e-12)
 SLOW_RUN = dict(rtol=1e-8, atol=1e-10)
 
 
+def saveat(t1):
+    """Five times from 0 to t1: the default tier's runs share this shape and the
+    default tolerances, so that they share their compiled programs."""
+    return jnp.linspace(0.0, t1, 5)
+
+
 @pytest.fixture(scope="module")
 def problem():
     return random_network(nd.FirstOrderNetwork, scale=1.5), *random_patterns()
@@ -152,7 +158,7 @@ def full_run(problem, gradient_flow):
     """The full system with every default, at eta tau = 2e-3 (the default there)."""
     net, I, T = problem
     eta, t1, _ = gradient_flow
-    return nd.analog_learning(net, I, T, eta=eta, t1=t1, saveat=jnp.array([0.0, t1]))
+    return nd.analog_learning(net, I, T, eta=eta, t1=t1, saveat=saveat(t1))
 
 
 def test_analog_learning_follows_the_gradient_flow(problem, gradient_flow, full_run):
@@ -177,9 +183,8 @@ def test_slow_manifold_follows_the_full_system(problem, gradient_flow, full_run)
     net, I, T = problem
     eta, t1, reference = gradient_flow
     run = nd.analog_learning(
-        net, I, T, eta=eta, t1=t1, saveat=jnp.array([0.0, t1]),
-        method=nd.SlowManifold(),
-    )  # fmt: skip
+        net, I, T, eta=eta, t1=t1, saveat=saveat(t1), method=nd.SlowManifold()
+    )
     full = np.asarray(full_run.model.weights[-1] - net.weights)
     gap = np.linalg.norm(np.asarray(run.model.weights[-1]) - net.weights - full)
     flow_gap = np.linalg.norm(np.asarray(reference - net.weights) - full)
@@ -241,12 +246,11 @@ def test_tau_rescales_time(problem, method):
     its layer; it compiles for the new tau, hence the slow tier)."""
     net, I, T = problem
     slow = random_network(nd.FirstOrderNetwork, scale=1.5, tau=2.5)
-    kwargs = dict(method=method, **SLOW_RUN)
     run = nd.analog_learning(
-        slow, I, T, eta=0.004, t1=250.0, saveat=jnp.array([100.0, 250.0]), **kwargs
+        slow, I, T, eta=0.004, t1=250.0, saveat=saveat(250.0), method=method
     )
     same = nd.analog_learning(
-        net, I, T, eta=0.01, t1=100.0, saveat=jnp.array([40.0, 100.0]), **kwargs
+        net, I, T, eta=0.01, t1=100.0, saveat=saveat(100.0), method=method
     )
     np.testing.assert_allclose(run.model.weights, same.model.weights, atol=1e-6)
     np.testing.assert_allclose(run.x, same.x, atol=1e-6)
@@ -258,7 +262,7 @@ def test_tau_rescales_time(problem, method):
 )
 def test_solver_changes_the_work_not_the_result(problem, solver):
     net, I, T = problem
-    kwargs = dict(eta=0.05, t1=20.0, saveat=jnp.linspace(0, 20.0, 5))
+    kwargs = dict(eta=0.05, t1=20.0, saveat=saveat(20.0))
     explicit = nd.analog_learning(net, I, T, **kwargs)
     other = nd.analog_learning(net, I, T, solver=solver, **kwargs)
     assert isinstance(explicit.method.solver, diffrax.Tsit5)
@@ -312,7 +316,7 @@ def test_pattern_schedule_restarts_at_each_switch(problem, method):
     net, I, T = problem
     schedule = nd.PatternSchedule(jnp.array([0.0, 10.0, 20.0]), jnp.array([2, 0]))
     ts = jnp.array([0.0, 5.0, 10.0, 15.0, 20.0])
-    kwargs = dict(eta=0.002, method=method, **SLOW_RUN)
+    kwargs = dict(eta=0.002, method=method)
     run = nd.analog_learning(net, I, T, t1=20.0, saveat=ts, schedule=schedule, **kwargs)
     x = np.asarray(run.x)
     assert np.all(np.isfinite(x[:2, 2])) and np.all(np.isnan(x[:2, [0, 1]]))
@@ -320,7 +324,7 @@ def test_pattern_schedule_restarts_at_each_switch(problem, method):
     assert np.allclose(x[2, 0], 0.5)  # pattern 0 starts afresh at t = 10
     # Weights change continuously across the switch, and only by pattern 2 first.
     alone = nd.analog_learning(
-        net, I[2:3], T[2:3], t1=10.0, saveat=jnp.array([0.0, 10.0]), **kwargs
+        net, I[2:3], T[2:3], t1=10.0, saveat=saveat(10.0), **kwargs
     )
     assert np.allclose(run.model.weights[2], alone.model.weights[-1], atol=1e-9)
     assert not np.allclose(run.model.weights[2], net.weights, atol=1e-5)
@@ -372,9 +376,7 @@ def test_analog_run_holds_the_adjoint_and_its_instantaneous_loss(problem):
     and closer to it than to that of the starting weights (1.4e-2 to 6.5e-2);
     `instantaneous_loss` is E of the activity held."""
     net, I, T = problem
-    run = nd.analog_learning(
-        net, I, T, eta=0.05, t1=20.0, saveat=jnp.linspace(0, 20.0, 5)
-    )
+    run = nd.analog_learning(net, I, T, eta=0.05, t1=20.0, saveat=saveat(20.0))
     x, z = np.asarray(run.x), np.asarray(run.z)
     assert z.shape == x.shape == (5, *I.shape)
     assert np.all(z[0] == 0)
@@ -404,7 +406,6 @@ def test_pattern_schedule_restarts_the_error_signal(problem):
         schedule=schedule,
         eta=0.002,
         method=nd.FullSystem(),
-        **SLOW_RUN,
     )
     x, z = np.asarray(run.x), np.asarray(run.z)
     assert np.array_equal(np.isnan(z), np.isnan(x))
