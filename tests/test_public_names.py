@@ -19,7 +19,8 @@ VALUE_TESTS = {
     nd: {
         "AbstractAdjointMethod": ["test_gradients_match_numpy_finite_differences"],
         "AbstractAnalogMethod": [
-            "test_slow_manifold_error_shrinks_like_eps_and_eps_squared"
+            "test_slow_manifold_follows_the_full_system",
+            "test_slow_manifold_error_shrinks_like_eps_and_eps_squared",
         ],
         "AbstractFirstOrderNetwork": ["test_spectrum_and_linearisation_at_tau"],
         "AbstractGradientMethod": ["test_gradients_match_numpy_finite_differences"],
@@ -37,6 +38,7 @@ VALUE_TESTS = {
             "test_solver_changes_the_work_not_the_result",
         ],
         "SlowManifold": [
+            "test_slow_manifold_follows_the_full_system",
             "test_order_zero_slow_manifold_is_the_gradient_flow",
             "test_slow_manifold_error_shrinks_like_eps_and_eps_squared",
         ],
