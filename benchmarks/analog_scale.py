@@ -13,8 +13,10 @@ if a call takes over `--cap-seconds`):
   `diffrax.diffeqsolve(Tsit5, PIDController(rtol, atol))`: what a user writes.
 - `neurodyn default`: `nd.analog_learning(...)` with no method (the default picks).
 - `FullSystem(Tsit5)`, `SlowManifold(order=0)`, `SlowManifold(order=1)`,
+  `SlowManifold(order=1, Heun, slow_rtol=1e-4)` (the slow ODE by Heun's method,
+  two fields a step where Tsit5 takes six: its steps are capped by stability),
   `SlowManifold(order=1, implicit)` (the linearly implicit slow integrator, its
-  step-size controller at `slow_rtol=1e-3`).
+  step-size controller at `slow_rtol=1e-3`, and at `1e-4`).
 - `dense Kvaerno5`: `FullSystem(diffrax.Kvaerno5())`, only while the dense
   Jacobian of the state fits (`--dense-max` numbers), to show the wall.
 
@@ -22,10 +24,10 @@ An explicit solver's step is capped at a few $\tau$, so the hand-written script'
 work is proportional to $t_1$: when its estimated time exceeds `--cap-seconds` it
 is run to $t_1/10$ and its time and steps are scaled by 10, marked `(x10)`.
 
-Errors are of $W(t_1) - W(0)$, relative, against a reference: the full system at
-rtol $10^{-9}$ in float64 where affordable (`--reference-max-steps`), else the
-first-order slow manifold at rtol $10^{-9}$ (marked), whose modelling error is
-$O(\epsilon^2)$.
+Errors are of $W(t_1) - W(0)$, relative, against a reference: the hand-written
+full system with Dopri8 at rtol $10^{-11}$ in float64 where affordable
+(`--reference-max-steps`, about $0.8\,t_1/\tau$ steps), else the first-order slow
+manifold at rtol $10^{-9}$ (marked), whose modelling error is $O(\epsilon^2)$.
 
 Memory: XLA's compiled temporary allocation of the hand-written program
 (`memory_analysis()`), and the process's peak resident memory after each entry
@@ -71,8 +73,8 @@ def problem(n: int, dtype):
     return net, W0, inputs, outputs, I, T
 
 
-def hand_written(W0, inputs, outputs, I, T, eta, t1, rtol, atol):
-    """The coupled system as a user writes it, with diffrax Tsit5."""
+def hand_written(W0, inputs, outputs, I, T, eta, t1, rtol, atol, solver=None):
+    """The coupled system as a user writes it, with diffrax Tsit5 (or `solver`)."""
 
     def field(t, state, args):
         x, z, W = state
@@ -87,7 +89,7 @@ def hand_written(W0, inputs, outputs, I, T, eta, t1, rtol, atol):
         y0 = (jnp.full(I.shape, 0.5, I.dtype), jnp.zeros_like(I), W0)
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field),
-            diffrax.Tsit5(),
+            diffrax.Tsit5() if solver is None else solver,
             0.0,
             t1,
             None,
@@ -139,6 +141,9 @@ def main(argv=None):
     parser.add_argument("--dense-max", type=int, default=2_000)
     parser.add_argument("--reference-max-steps", type=int, default=20_000)
     parser.add_argument(
+        "--no-reference", action="store_true", help="skip the errors (large N)"
+    )
+    parser.add_argument(
         "--entries",
         nargs="+",
         help="run only the neurodyn entries whose names contain one of these",
@@ -165,7 +170,11 @@ def main(argv=None):
 
 def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
     t1 = 1.0 / eps
-    change_ref, ref_name = reference(args, net, I, T, eps, t1, n)
+    change_ref, ref_name = (
+        (None, "none")
+        if args.no_reference
+        else reference(args, net, W0, inputs, outputs, I, T, eps, t1, n)
+    )
     rows = []
 
     def relative(W):
@@ -209,8 +218,14 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
         "FullSystem(Tsit5)": nd.FullSystem(),
         "SlowManifold(order=0)": nd.SlowManifold(order=0),
         "SlowManifold(order=1)": nd.SlowManifold(order=1),
+        "SlowManifold(order=1, Heun, slow_rtol=1e-4)": nd.SlowManifold(
+            order=1, solver=diffrax.Heun(), slow_rtol=1e-4
+        ),
         "SlowManifold(order=1, implicit)": nd.SlowManifold(
             order=1, implicit=True, slow_rtol=1e-3
+        ),
+        "SlowManifold(order=1, implicit, slow_rtol=1e-4)": nd.SlowManifold(
+            order=1, implicit=True, slow_rtol=1e-4
         ),
     }
     if (2 * I.size + W0.size) <= args.dense_max:
@@ -269,28 +284,24 @@ def run_case(args, dtype, n, eps, rtol, atol, net, W0, inputs, outputs, I, T):
     return rows
 
 
-def reference(args, net, I, T, eps, t1, n):
-    """W(t1) - W(0) in float64 at rtol 1e-9: the full system if affordable."""
+def reference(args, net, W0, inputs, outputs, I, T, eps, t1, n):
+    """W(t1) - W(0) in float64: the hand-written full system with Dopri8 at rtol
+    1e-11 where affordable (independent of neurodyn), else neurodyn's first-order
+    slow manifold at rtol 1e-9 (whose modelling error is O(eps^2))."""
+    W64, I64, T64 = (a.astype(np.float64) for a in (W0, I, T))
+    if 0.8 * t1 <= args.reference_max_steps:
+        solve, solve_args = hand_written(
+            W64, inputs, outputs, I64, T64, eps, t1, 1e-11, 1e-13, diffrax.Dopri8()
+        )
+        return np.asarray(solve(*solve_args)[0]) - W64, "full"
     net64 = jax.tree.map(
         lambda a: a.astype(np.float64) if eqx.is_inexact_array(a) else a, net
     )
-    I64, T64 = I.astype(np.float64), T.astype(np.float64)
-    affordable = 0.4 * t1 * 3 <= args.reference_max_steps and n <= 256
-    method = nd.FullSystem(diffrax.Dopri8()) if affordable else nd.SlowManifold()
     run = nd.analog_learning(
-        net64,
-        I64,
-        T64,
-        eta=eps,
-        t1=t1,
-        saveat=[t1],
-        method=method,
-        rtol=1e-9,
-        atol=1e-11,
-        max_steps=10_000_000,
-    )
-    name = "full" if affordable else "slow-1"
-    return np.asarray(run.model.weights[-1] - net64.weights), name
+        net64, I64, T64, eta=eps, t1=t1, saveat=[t1], method=nd.SlowManifold(),
+        rtol=1e-9, atol=1e-11, max_steps=10_000_000,
+    )  # fmt: skip
+    return np.asarray(run.model.weights[-1]) - W64, "slow-1"
 
 
 def table(rows) -> str:
@@ -324,6 +335,8 @@ def plot(json_path: str, figure: str) -> None:
     axes = np.atleast_1d(axes)
     styles = {
         "hand": "-",
+        "Heun": "--",
+        "implicit, slow_rtol": ":",
         "default": "--",
         "FullSystem": ":",
         "order=0": "-.",
@@ -333,6 +346,8 @@ def plot(json_path: str, figure: str) -> None:
     colours = {64: "tab:blue", 256: "tab:orange", 1024: "tab:green"}
     markers = {
         "hand": "o",
+        "Heun": "D",
+        "implicit, slow_rtol": "P",
         "default": "s",
         "FullSystem": "x",
         "order=0": "v",

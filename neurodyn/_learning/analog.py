@@ -73,7 +73,8 @@ class AnalogRun(eqx.Module):
     - `error_estimate`: that method's estimate of the relative error of the weights:
       the step-size controller's `rtol` for the full system; for the slow manifold
       the relative size of the neglected term of the weight velocity,
-      $c^{\text{order}+1}$ with $c = O(\eta\tau)$ the first-order term's size.
+      $c^{\text{order}+1}$ with $c = O(\eta\tau)$ the first-order term's size,
+      plus the slow ODE's controller `rtol` (its integrator's error).
     """
 
     ts: Float[Array, " k"]

@@ -213,9 +213,12 @@ class SlowManifold(AbstractAnalogMethod):
     `order=1`, the first-order correction in $\epsilon = \eta\tau$.
 
     The error of $\theta$ is $O(\epsilon^{\text{order}+1})$ relative to the full
-    system; the run's error estimate is the measured relative size $c$ of the
-    first-order term in the weight velocity ($c = O(\epsilon)$), raised to the
-    power order + 1. Work does not grow with $1/\epsilon$: a step of the slow ODE
+    system; the run's error estimate is $c^{\text{order}+1} + \text{rtol}_s$:
+    the measured relative size $c$ of the first-order term in the weight velocity
+    ($c = O(\epsilon)$) raised to the power order + 1 (the modelling error), plus
+    the slow ODE's controller tolerance $\text{rtol}_s$ (`slow_tolerances`; the
+    integrator's error, which dominates for the implicit integrator at a loose
+    `slow_rtol`). Work does not grow with $1/\epsilon$: a step of the slow ODE
     follows how fast the weights change.
 
     - `order`: 0 (the gradient flow, $x = x^*$, $z = z^*$) or 1 (default).
@@ -326,10 +329,13 @@ class SlowManifold(AbstractAnalogMethod):
         slow_ts = jnp.unique(jnp.append(t_layer, ts[~in_layer]))
         solves = self.solves(x0.dtype, rtol, atol)
         x, z, p = jax.tree.map(lambda leaf: leaf[-1], (first.x, first.z, first.params))
+        # Traced tolerances: another `slow_rtol` does not recompile the slow phase.
+        slow_rtol, slow_atol = (
+            jnp.asarray(tol, x0.dtype) for tol in self.slow_tolerances(rtol, atol)
+        )
         (x, z, p), stats = integrate_slow(
             p, static, x, z, I, T, eta, slow_ts, self.order, self.solver,
-            *self.slow_tolerances(rtol, atol), max_steps, solves,
-            self.resolvent(solves, x0.dtype),
+            slow_rtol, slow_atol, max_steps, solves, self.resolvent(solves, x0.dtype),
         )  # fmt: skip
         x, z, correction = manifold_points(
             p, static, x, z, I, T, eta, self.order, solves
@@ -350,5 +356,6 @@ class SlowManifold(AbstractAnalogMethod):
             (x, z, p),
         )
         stats = {name: first.stats[name] + stats[name] for name in STATS}
-        estimate = jnp.max(correction) ** (self.order + 1)
+        # The modelling term plus, as for the full system, the controller's rtol.
+        estimate = jnp.max(correction) ** (self.order + 1) + slow_rtol
         return Segment(*joined, stats, estimate)
