@@ -36,7 +36,7 @@ from ._relax import (
     relax_patterns,
 )
 from ._results import RESULTS, select
-from ._solvers.base import Relaxation, rms
+from ._solvers.base import ATOL, MAX_STEPS, RTOL, Relaxation, rms
 from ._solvers.fallback import Fallback
 from ._solvers.ode import ODERelaxation
 from ._validation import (
@@ -272,10 +272,10 @@ def value_and_grad(
     method=RecurrentBackprop(),  # checked below, with a message naming the methods
     x0: ArrayLike | None = None,
     solver=None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     t_max: float | None = None,
-    max_steps: int = 65_536,
+    max_steps: int = MAX_STEPS,
     attractors_only: bool = True,
 ) -> tuple[Float[Array, ""], PyTree]:
     r"""The error at the fixed point and its gradient with respect to the model.

@@ -12,7 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Real
 from ._dynamics import forward_field
 from ._models.base import AbstractNetwork
 from ._results import RESULTS, error_if_any
-from ._solvers.base import AbstractSteadyStateSolver, Relaxation
+from ._solvers.base import ATOL, MAX_STEPS, RTOL, AbstractSteadyStateSolver, Relaxation
 from ._solvers.fallback import default_solver
 from ._solvers.ode import ODERelaxation
 from ._validation import (
@@ -127,10 +127,10 @@ def relax(
     *,
     x0: ArrayLike | None = None,
     solver: AbstractSteadyStateSolver | diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     t_max: float | None = None,
-    max_steps: int = 65_536,
+    max_steps: int = MAX_STEPS,
     attractors_only: bool = True,
     throw: bool = False,
 ) -> FixedPoint:
@@ -155,9 +155,11 @@ def relax(
         when to pick which).
     - `rtol`, `atol`: the settled test $\|F(x) - x\| < \mathrm{atol} +
         \mathrm{rtol}\,\|x\|$ (RMS norms, divided by $\tau$), the same for every
-        solver; the ODE's step-size controller runs at a tenth of them.
+        solver; the ODE's step-size controller runs at a tenth of them. Defaults
+        $10^{-6}$ and $10^{-8}$, for every function that relaxes.
     - `t_max`: give up at this (pseudo-)time; default $1000\,\tau$.
-    - `max_steps`: give up after this many solver steps or iterations.
+    - `max_steps`: give up after this many solver steps or iterations; default
+        65 536.
     - `attractors_only`: a settled state counts only if the dynamics hold it: the
         stability certificate (a few Arnoldi steps on $(-1 + \partial F/\partial
         x)/\tau$ from a random probe, docs/solvers.md) turns an unstable fixed

@@ -9,6 +9,7 @@ from jaxtyping import Array, ArrayLike, Float
 from ._dynamics import adjoint_field, forward_field
 from ._models.base import AbstractNetwork
 from ._relax import batched, initial_state
+from ._solvers.base import ATOL, MAX_STEPS, RTOL
 from ._validation import (
     as_float_array,
     as_number,
@@ -75,9 +76,9 @@ def trajectory(
     *,
     x0: ArrayLike | None = None,
     solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    max_steps: int = 65_536,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    max_steps: int = MAX_STEPS,
 ) -> Float[Array, "*p k n"]:
     r"""The forward activity $x(t)$ of $\tau\, dx/dt = -x + F(x)$ at times `ts`
     (starting at `ts[0]` from `x0`, default 0.5), shape `(K, N)` or `(P, K, N)`."""
@@ -105,9 +106,9 @@ def adjoint_trajectory(
     ts: ArrayLike,
     *,
     solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    max_steps: int = 65_536,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    max_steps: int = MAX_STEPS,
 ) -> Float[Array, "*p k n"]:
     r"""The adjoint (backward error) state $z(t)$ of
     $\tau\, dz/dt = -z + (\partial F/\partial x)^T z + J$ at times `ts`, from $z = 0$,

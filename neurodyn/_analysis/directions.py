@@ -16,6 +16,7 @@ from .._gradients import (
 )
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, initial_state
+from .._solvers.base import ATOL, MAX_STEPS, RTOL
 from .._validation import (
     as_count,
     as_patterns,
@@ -72,10 +73,10 @@ def compare_directions(
     repeats: int = 3,
     x0: ArrayLike | None = None,
     solver=None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     t_max: float | None = None,
-    max_steps: int = 65_536,
+    max_steps: int = MAX_STEPS,
 ) -> list[Direction]:
     r"""Each method's gradient of $E = \tfrac12\sum_a\sum_{i\in O}(T_i^a -
     x_i^{*a})^2$ compared with the `reference` method's, with its time and memory.

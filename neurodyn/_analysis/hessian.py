@@ -30,6 +30,7 @@ from .._relax import (
     check_converged,
     initial_state,
 )
+from .._solvers.base import ATOL, MAX_STEPS, RTOL
 from .._validation import (
     as_float_array,
     as_patterns,
@@ -117,10 +118,10 @@ def hessian(
     wrt: Callable[[AbstractNetwork], PyTree] = _weights,
     x0: ArrayLike | None = None,
     solver=None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     t_max: float | None = None,
-    max_steps: int = 65_536,
+    max_steps: int = MAX_STEPS,
 ) -> PyTree:
     r"""The Hessian of the error at the fixed point with respect to the weights (or
     any parameters $\theta$),
@@ -170,10 +171,10 @@ def hessian_vector_product(
     wrt: Callable[[AbstractNetwork], PyTree] = _weights,
     x0: ArrayLike | None = None,
     solver=None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     t_max: float | None = None,
-    max_steps: int = 65_536,
+    max_steps: int = MAX_STEPS,
 ) -> PyTree:
     r"""$H v = \frac{d}{d\epsilon}\nabla_\theta E(\theta + \epsilon v)
     \big|_{\epsilon=0}$ without forming $H$: one forward-over-reverse pass (a few

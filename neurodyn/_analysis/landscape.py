@@ -37,6 +37,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float, Int, PyTree, Real
 from .._models.base import AbstractNetwork
 from .._models.cam import ContentAddressableMemory
 from .._recall import nearest_memory
+from .._solvers.base import ANALYSIS_ATOL, ANALYSIS_RTOL, MAX_STEPS
 from .._trajectory import _integrate
 from .._validation import (
     as_count,
@@ -472,7 +473,9 @@ class UnstableManifolds(eqx.Module):
 def _integrate_branches(model, I, x0, ts):
     field = lambda x: model.vector_field(x, I)  # noqa: E731
     return jax.vmap(
-        lambda y0: _integrate(field, y0, ts, diffrax.Tsit5(), 1e-8, 1e-10, 65_536)
+        lambda y0: _integrate(
+            field, y0, ts, diffrax.Tsit5(), ANALYSIS_RTOL, ANALYSIS_ATOL, MAX_STEPS
+        )
     )(x0)
 
 

@@ -27,6 +27,7 @@ from jaxtyping import Array, ArrayLike, Bool, Complex, Float, PyTree, Real
 
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, initial_state, relax_patterns
+from .._solvers.base import ANALYSIS_ATOL, ANALYSIS_RTOL, MAX_STEPS
 from .._validation import (
     as_count,
     as_float_array,
@@ -216,8 +217,8 @@ def stability_along(
     x0: ArrayLike | None = None,
     newton_iterations: int = 30,
     tol: float = 0.0,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float = ANALYSIS_RTOL,
+    atol: float = ANALYSIS_ATOL,
 ) -> StabilityTrace:
     r"""Track every pattern's fixed point and its spectrum along a learning run.
 
@@ -245,8 +246,8 @@ def stability_along(
     x0 = as_start(x0, I)
     as_count("newton_iterations", newton_iterations)
     as_number("tol", tol, minimum=None)
-    check_relaxation_options(rtol, atol, None, 65_536)
-    relaxation = as_relaxation(None, rtol, atol, None, 65_536)
+    check_relaxation_options(rtol, atol, None, MAX_STEPS)
+    relaxation = as_relaxation(None, rtol, atol, None, MAX_STEPS)
     x_start = _relax_all(first, I, initial_state(first, I, x0), relaxation)
     x, residual, spectra = _track(models, I, x_start, newton_iterations)
     trace = StabilityTrace(jnp.asarray(steps), x, residual, spectra, None)
@@ -306,7 +307,9 @@ class StabilityMonitor:
     def __call__(self, step: int, model: AbstractNetwork) -> bool:
         I = as_patterns("I", self.I, model.n_units)
         if not self.states:
-            relaxation = as_relaxation(None, 1e-8, 1e-10, None, 65_536)
+            relaxation = as_relaxation(
+                None, ANALYSIS_RTOL, ANALYSIS_ATOL, None, MAX_STEPS
+            )
             x_prev = _relax_all(model, I, initial_state(model, I, self.x0), relaxation)
         else:
             x_prev = self.states[-1]

@@ -10,6 +10,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 from .._gradients import RecurrentBackprop, pattern_errors
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, check_converged, initial_state
+from .._solvers.base import ATOL, MAX_STEPS, RTOL
 from .._validation import (
     as_float_array,
     as_number,
@@ -131,8 +132,8 @@ def analog_learning(
     solver: diffrax.AbstractSolver | None = None,
     schedule: PatternSchedule | None = None,
     x0: ArrayLike | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     max_steps: int = 1_000_000,
 ) -> AnalogRun:
     r"""Integrate the analog learning system (see [`neurodyn.learning_field`][]).
@@ -184,7 +185,7 @@ def analog_learning(
         raise ValueError(f"`saveat` must be increasing times within [0, {t1}].")
     method = _as_method(method, solver, eta, float(model.tau), t1)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    relaxation = as_relaxation(None, rtol, atol, None, 65_536)
+    relaxation = as_relaxation(None, rtol, atol, None, MAX_STEPS)
     start = initial_state(model, I, as_start(x0, I))
     settings = (method, rtol, atol, max_steps)
     eta = jnp.asarray(eta, I.dtype)  # traced: a new rate does not recompile

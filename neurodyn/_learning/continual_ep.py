@@ -10,6 +10,7 @@ from jaxtyping import Array, Float
 
 from .._models.energy import EnergyNetwork
 from .._relax import _relax, as_relaxation, check_converged
+from .._solvers.base import MAX_STEPS
 from .._validation import as_number
 from .analog_method import AbstractAnalogMethod, Segment
 from .full_system import integrate_terms, is_imex
@@ -105,7 +106,7 @@ class ContinualEP(AbstractAnalogMethod):
                 f"got {type(model).__name__}."
             )
         source = jax.vmap(model.training_source)(I, T)
-        relaxation = as_relaxation(None, rtol, atol, None, 65_536)
+        relaxation = as_relaxation(None, rtol, atol, None, MAX_STEPS)
         free = _relax(model, source, x0, relaxation)
         (s, z, saved), stats = integrate_terms(
             diffrax.ODETerm(_NudgedField(self.beta)),

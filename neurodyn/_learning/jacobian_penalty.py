@@ -11,6 +11,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Scalar
 from .._gradients import AbstractGradientMethod, ImplicitDiff, check_method
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, batched, check_converged, initial_state
+from .._solvers.base import ATOL, MAX_STEPS, RTOL
 from .._validation import (
     as_count,
     as_number,
@@ -114,10 +115,10 @@ def jacobian_norm(
     method: AbstractGradientMethod = ImplicitDiff(),
     x0: ArrayLike | None = None,
     solver=None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     t_max: float | None = None,
-    max_steps: int = 65_536,
+    max_steps: int = MAX_STEPS,
 ) -> Scalar:
     r"""Hutchinson's estimate of $\sum_a \|\partial F/\partial x(x^*_a)\|_F^2$ over
     the fixed points of the patterns `I`, differentiable in `model` through the fixed

@@ -32,6 +32,7 @@ from .._relax import (
     check_converged,
     initial_state,
 )
+from .._solvers.base import ATOL, MAX_STEPS, RTOL
 from .._validation import (
     as_float_array,
     as_number,
@@ -244,10 +245,10 @@ def rule_direction(
     x0: ArrayLike | None = None,
     throw: bool = True,
     solver=None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     t_max: float | None = None,
-    max_steps: int = 65_536,
+    max_steps: int = MAX_STEPS,
 ) -> tuple[Float[Array, ""], Float[Array, "n n"], FixedPoint]:
     r"""Relax the patterns and return the cost and a rule's update direction.
 

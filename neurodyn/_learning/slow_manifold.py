@@ -37,7 +37,7 @@ from .._dynamics import learning_velocities
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, relax_patterns
 from .._results import RESULTS
-from .._solvers.base import AbstractSteadyStateSolver
+from .._solvers.base import MAX_STEPS, AbstractSteadyStateSolver
 from .._validation import as_count, as_number
 from .analog_method import AbstractAnalogMethod, Segment
 from .fast_solves import LINEAR_CHAIN, Solves, linear_solve
@@ -273,9 +273,9 @@ class SlowManifold(AbstractAnalogMethod):
         tiny = float(jnp.finfo(dtype).eps)
         r, a = max(rtol / 100, 50 * tiny), max(atol / 100, 5 * tiny)
         return Solves(
-            as_relaxation(self.steady_state, r, a, None, 65_536),
+            as_relaxation(self.steady_state, r, a, None, MAX_STEPS),
             as_relaxation(
-                LINEAR_CHAIN, r, 5 * tiny, None, 65_536, attractors_only=False
+                LINEAR_CHAIN, r, 5 * tiny, None, MAX_STEPS, attractors_only=False
             ),
         )
 
@@ -295,7 +295,7 @@ class SlowManifold(AbstractAnalogMethod):
         tiny = float(jnp.finfo(dtype).eps)
         inner = max(self.krylov_rtol / 10, 50 * tiny)
         linear = as_relaxation(
-            LINEAR_CHAIN, inner, 5 * tiny, None, 65_536, attractors_only=False
+            LINEAR_CHAIN, inner, 5 * tiny, None, MAX_STEPS, attractors_only=False
         )
         return GaussNewtonResolvent(
             solves.relaxation, linear, self.krylov_rtol, self.max_krylov

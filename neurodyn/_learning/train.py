@@ -20,6 +20,7 @@ from .._gradients import RecurrentBackprop, check_method, pattern_errors
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, batched, check_converged, initial_state
 from .._runs import model_config
+from .._solvers.base import ATOL, MAX_STEPS, RTOL
 from .._validation import (
     as_count,
     as_patterns,
@@ -167,10 +168,10 @@ def train(
     resume: bool = False,
     progress: bool | None = None,
     solver=None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     t_max: float | None = None,
-    max_steps: int = 65_536,
+    max_steps: int = MAX_STEPS,
     callback: Callable[[int, AbstractNetwork], bool | None] | None = None,
     rule: AbstractLearningRule | None = None,
     regularizer: JacobianPenalty | None = None,

@@ -23,6 +23,16 @@ from jaxtyping import Array, Bool, Float, Int, PyTree, Real
 from .._results import RESULTS
 
 
+# The relaxation defaults, defined here only: every public function that relaxes
+# takes `rtol`, `atol` and `max_steps` with these defaults; the analyses that
+# continue fixed points and integrate manifolds (stability, landscape) use the
+# tighter pair.
+RTOL = 1e-6
+ATOL = 1e-8
+MAX_STEPS = 65_536
+ANALYSIS_RTOL = 1e-8
+ANALYSIS_ATOL = 1e-10
+
 # A state this many times larger than where it started has run away.
 _DIVERGENCE_FACTOR = 1e8
 
@@ -73,10 +83,10 @@ class Relaxation(eqx.Module):
     """
 
     strategy: "AbstractSteadyStateSolver"
-    rtol: float = eqx.field(static=True, default=1e-6)
-    atol: float = eqx.field(static=True, default=1e-8)
+    rtol: float = eqx.field(static=True, default=RTOL)
+    atol: float = eqx.field(static=True, default=ATOL)
     t_max: float | None = eqx.field(static=True, default=None)
-    max_steps: int = eqx.field(static=True, default=65_536)
+    max_steps: int = eqx.field(static=True, default=MAX_STEPS)
     attractors_only: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
