@@ -334,3 +334,23 @@ def test_methods_agree_to_their_measured_precision(problem):
     for E, g in others:
         assert relative_error(g.weights, fd) <= 6e-8
         assert relative_error(g.weights, g0.weights) <= 4e-10
+
+
+@pytest.mark.slow
+def test_demo_headline_numbers(demo_run):
+    """docs/cam.md's figure 1: the master's E_total falls below 1e-2 after 75 updates
+    and the slave's after 124, by Euler (dt = 1) and adaptive relaxation alike; the
+    small run's 250 updates are the full run's first 250, so the counts are the
+    same. After 250 updates (small run, float64): E_master 2.03e-4, E_slave 6.52e-4,
+    the two methods equal to 1e-8; the 100 random starts reach the memories 14, 50,
+    18 and 18 times."""
+    _, metrics, _, _ = demo_run
+    for method in ("euler_dt1", "adaptive"):
+        counts = metrics["updates_to_E_below_1e-2"][method]
+        assert counts == {"master": 75, "slave": 124}, method
+    assert metrics["random_starts"]["reached_memory"] == [14, 50, 18, 18]
+    adaptive = metrics["adaptive"]
+    for key, value in (("master", 2.03e-4), ("slave", 6.52e-4)):
+        euler = metrics[f"final_E_total_{key}"]
+        assert euler == pytest.approx(value, rel=5e-3)
+        assert adaptive[f"final_E_total_{key}"] == pytest.approx(euler, abs=1e-8)

@@ -326,3 +326,29 @@ def test_implicit_pendulum_recomputes_in_numpy(pendulum_run):
     for name, initial in metrics["initial_test_mse"].items():
         assert np.all(np.asarray(metrics["final_test_mse"][name]) < initial)
     assert (out / "implicit_pendulum.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_implicit_xor_headline_numbers(xor_run):
+    """docs/implicit_layers.md's table on the small run (1 seed, 400 updates,
+    float64): the exact gradient solves XOR with either solver (E_total 1.28e-3,
+    the two within 3.4e-9 of each other), the feed-forward layer stalls at
+    E = 0.32, the semi-gradient fails with neuron 1 free and solves XOR with
+    neuron 1 trained to NOR; no relaxation failed. The free neuron of the solved
+    network learns a gate true (or false) on exactly one pattern."""
+    _, metrics, _ = xor_run
+    rates = metrics["success_rate"]
+    assert rates == {
+        "recurrent": 1.0,
+        "recurrent_rk4": 1.0,
+        "feedforward": 0.0,
+        "semi_gradient": 0.0,
+        "semi_gradient_nor": 1.0,
+    }
+    assert metrics["not_converged"] == dict.fromkeys(rates, 0)
+    E = {variant: runs[0] for variant, runs in metrics["final_E_total"].items()}
+    assert E["recurrent"] == pytest.approx(1.28e-3, rel=5e-3)
+    assert E["recurrent_rk4"] == pytest.approx(E["recurrent"], abs=1e-7)
+    assert E["feedforward"] == pytest.approx(0.32, abs=1e-3)
+    assert len(metrics["neuron_1_gates"]) == 1
+    assert np.sum(np.asarray(metrics["neuron_1"]) > 0.5) in (1, 3)

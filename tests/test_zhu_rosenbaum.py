@@ -279,3 +279,39 @@ def test_digits_learn_and_recompute_in_numpy(digits_run):
     accuracy = np.mean(np.argmax(r @ data["W_out"].T, 1) == data["labels_test"])
     assert abs(accuracy - metrics["test_accuracy"][metrics["params_rule"]]) < 0.01
     assert (out / "learning_curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_regression_headline_numbers(regression_run):
+    """docs/zhu_rosenbaum.md: the boundary measured at 0.334 (theory 0.346),
+    rho(W*) = 0.47, starts at rho 0.73 (stable) and 1.32 (unstable); from the stable
+    start (learning by dW2) theta23 < 0.3 degrees on average; from the unstable
+    start dW1's rho grows to about 30 while dW2 ends at rho 4.4. Small run (150
+    updates, float64): theta23 0.178, theta12 74.5 degrees (67 in the full run),
+    final rho 29.1 (dW1) and 4.38 (dW2)."""
+    _, metrics, *_ = regression_run
+    assert metrics["measured_boundary"] == pytest.approx(0.334, abs=1e-3)
+    assert metrics["spectral_radius_W_star"] == pytest.approx(0.47, abs=5e-3)
+    start = metrics["initial_spectral_radius"]
+    assert start["stable"] == pytest.approx(0.73, abs=5e-3)
+    assert start["unstable"] == pytest.approx(1.32, abs=5e-3)
+    angles = metrics["mean_angle_stable_start"]["dW2"]
+    assert angles["theta23"] < 0.3
+    assert angles["theta12"] == pytest.approx(74.5, abs=0.5)
+    final = metrics["final_spectral_radius_unstable_start"]
+    assert final["dW1"] == pytest.approx(29.1, abs=0.5)
+    assert final["dW2"] == pytest.approx(4.38, abs=0.05)
+
+
+@pytest.mark.slow
+def test_digits_headline_numbers(digits_run):
+    """docs/zhu_rosenbaum.md, the small run (N = 50, one epoch of 21 updates,
+    eta = 0.3, float32): test accuracy 0.576 (dW1), 0.422 (dW2), 0.544 (dW3) from
+    0.124, every relaxation settled, no rule diverged."""
+    _, metrics, *_ = digits_run
+    accuracy = metrics["test_accuracy"]
+    expected = {"dW1_0.3": 0.576, "dW2_0.3": 0.422, "dW3_0.3": 0.544}
+    assert accuracy == pytest.approx(expected, abs=0.01)
+    assert metrics["initial_test_accuracy"] == pytest.approx(0.124, abs=0.01)
+    assert all(f == 1.0 for f in metrics["min_settled_fraction"].values())
+    assert not any(metrics["diverged"].values())
