@@ -45,39 +45,28 @@ def ritz_values(
     field: Field, y: Float[Array, " n"], steps: int = ARNOLDI_STEPS
 ) -> Complex[Array, " k"]:
     r"""Eigenvalues of the Hessenberg projection of $\partial f/\partial y$ at `y`
-    after `steps` Arnoldi steps from the random probe (module docstring).
-
-    Each step orthogonalises $A v_j$ against the basis by classical Gram-Schmidt,
-    twice (as accurate as the modified process, and a loop of matrix-vector
-    products that compiles once rather than once per entry)."""
+    after `steps` Arnoldi steps from the random probe (module docstring)."""
     k = min(steps, y.shape[0])
     tiny = jnp.finfo(y.dtype).tiny
     _, jvp = jax.linearize(field, y)
     probe = jr.normal(jr.key(_PROBE_SEED), y.shape, y.dtype)
-    basis = (
-        jnp.zeros((k + 1, y.shape[0]), y.dtype)
-        .at[0]
-        .set(probe / jnp.linalg.norm(probe))
-    )
-    hessenberg = jnp.zeros((k + 1, k), y.dtype)
-
-    def arnoldi_step(j, carry):
-        basis, hessenberg = carry
+    basis = [probe / jnp.linalg.norm(probe)]
+    zero = jnp.zeros((), y.dtype)
+    entries = [[zero] * k for _ in range(k)]  # H, filled column by column
+    for j in range(k):
         w = jvp(basis[j])
-        h = jnp.zeros(k + 1, y.dtype)
-        for _ in range(2):  # Gram-Schmidt, then once more against its round-off
-            c = jnp.where(jnp.arange(k + 1) <= j, basis @ w, 0)
-            w, h = w - c @ basis, h + c
-        norm = jnp.linalg.norm(w)
-        # At a breakdown (an invariant subspace, whose Ritz values are exact) the
-        # rest of the basis is zero and adds zero Ritz values.
-        basis = basis.at[j + 1].set(
-            jnp.where(norm > tiny, w / jnp.maximum(norm, tiny), 0)
-        )
-        return basis, hessenberg.at[:, j].set(h.at[j + 1].set(norm))
-
-    _, hessenberg = jax.lax.fori_loop(0, k, arnoldi_step, (basis, hessenberg))
-    return jnp.linalg.eigvals(hessenberg[:k])
+        for i in range(j + 1):  # modified Gram-Schmidt
+            entries[i][j] = h = jnp.dot(basis[i], w)
+            w = w - h * basis[i]
+        if j + 1 < k:
+            entries[j + 1][j] = h = jnp.linalg.norm(w)
+            # At a breakdown (an invariant subspace, whose Ritz values are exact)
+            # the rest of the basis is zero and adds zero Ritz values.
+            basis.append(jnp.where(h > tiny, w / jnp.maximum(h, tiny), 0))
+    # One stack at the end: entry-wise updates of H would be scatters, slower to
+    # compile under vmap.
+    hessenberg = jnp.stack([jnp.stack(row) for row in entries])
+    return jnp.linalg.eigvals(hessenberg)
 
 
 def unstable(field: Field, y: Float[Array, " n"], horizon: float) -> Bool[Array, ""]:
