@@ -54,8 +54,8 @@ def quick(method=None) -> dict:
     not what they test, and one strategy compiles in about a third of the time of
     `Fallback(FixedPointIteration, Anderson, ODERelaxation)` (measured: first
     `value_and_grad` with RecurrentBackprop 5.6 against 15.8 CPU-s). The default
-    chain is tested in test_solvers.py and test_relax.py, and `value_and_grad` with
-    every default in test_gradients.py.
+    chain is tested in test_solvers.py and test_relax.py, with its gradient against
+    a NumPy reference (`test_solver_gives_the_reference_gradient[...-default]`).
     """
     ode = isinstance(method, nd.UnrolledBPTT)
     return dict(TIGHT, solver=nd.ODERelaxation() if ode else nd.Anderson())

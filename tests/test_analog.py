@@ -176,6 +176,7 @@ def test_analog_learning_follows_the_gradient_flow(problem, gradient_flow, full_
     assert np.all(moved[~np.asarray(net.connectivity)] == 0)
 
 
+@pytest.mark.slow  # the first-order slow field alone compiles for ~30 s
 def test_slow_manifold_follows_the_full_system(problem, gradient_flow, full_run):
     """The first-order slow manifold against the full system of the test above: an
     O(eps^2) gap (1.5e-6 relative) where the gradient flow, order 0, is O(eps)
