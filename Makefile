@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadscope --durations=10
+	$(PY) -m pytest -n 2 --dist loadscope --no-loadscope-reorder --durations=10
 
 # The slow tier: the demos' run folders and headline numbers (small runs, one in
 # float32 in a subprocess) and the long property test.
@@ -31,9 +31,12 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadscope -m slow --durations=10
 
 # Line coverage of neurodyn/ per module, both tiers (`-m ''` overrides the default
-# deselection of the slow tier).
+# deselection of the slow tier), the CLI subprocesses included ([tool.coverage.run]).
 coverage: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadscope -m '' --cov=neurodyn --cov-report=term-missing:skip-covered
+	rm -f .coverage .coverage.*
+	$(PY) -m coverage run -m pytest -n 2 --dist loadscope -m ''
+	$(PY) -m coverage combine --quiet
+	$(PY) -m coverage report --show-missing --skip-covered
 
 demo: $(STAMP)
 	$(VENV)/bin/neurodyn demo cam-figure1 --out runs/demo
