@@ -12,7 +12,7 @@ import pytest
 
 import neurodyn as nd
 from neurodyn._relax import relax_patterns
-from neurodyn._solvers.base import Relaxation
+from neurodyn import Relaxation
 
 from .helpers import (
     TIGHT,
