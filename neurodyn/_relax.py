@@ -79,6 +79,7 @@ def as_relaxation(
         f"{k}={_spelled(deprecated[k])}" for k in DEPRECATED_KEYWORDS if k in deprecated
     )
     new = ", ".join(f"{k}={_spelled(v)}" for k, v in settings.items())
+    relaxation = Relaxation(**settings)  # refuses bad settings before warning
     warnings.warn(
         f"{function}({old}) is deprecated; write "
         f"{function}(relaxation=nd.Relaxation({new})). The separate keywords will "
@@ -86,7 +87,7 @@ def as_relaxation(
         DeprecationWarning,
         stacklevel=3,
     )
-    return Relaxation(**settings)
+    return relaxation
 
 
 class FixedPoint(eqx.Module):

@@ -11,8 +11,8 @@ import optax
 import pytest
 
 import neurodyn as nd
-from neurodyn._relax import relax_patterns
 from neurodyn import Relaxation
+from neurodyn._relax import relax_patterns
 
 from .helpers import (
     TIGHT,
