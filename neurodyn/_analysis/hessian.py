@@ -222,13 +222,14 @@ def hessian_along(
     I: ArrayLike,
     T: ArrayLike,
     *,
+    wrt: Callable[[AbstractNetwork], PyTree] = _weights,
     x0: ArrayLike | None = None,
     relaxation: Relaxation | None = None,
     **deprecated,
 ) -> Float[Array, "k m"]:
     """Hessian eigenvalues of every model in a stack (a leading axis on every array,
-    as `History.snapshots` or `AnalogRun.model`), shape (K, W.size), with respect
-    to the weights. `x0`, `relaxation` as for [`neurodyn.hessian`][]."""
+    as `History.snapshots` or `AnalogRun.model`), shape (K, W.size). `wrt` (one
+    array), `x0`, `relaxation` as for [`neurodyn.hessian`][]."""
     check_network(models, "models")
     relaxation = as_relaxation("hessian_along", relaxation, deprecated)
     leaves = [leaf for leaf in jax.tree.leaves(models) if eqx.is_array(leaf)]
@@ -243,6 +244,7 @@ def hessian_along(
                     jax.tree.map(lambda a: a[j] if eqx.is_array(a) else a, models),
                     I,
                     T,
+                    wrt=wrt,
                     x0=x0,
                     relaxation=relaxation,
                 )
