@@ -7,6 +7,7 @@ One 3-unit network and one 3-unit memory serve every test: compile time dominate
 
 import pathlib
 import re
+import warnings
 
 import diffrax
 import equinox as eqx
@@ -86,7 +87,9 @@ def _close(a, b):
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
 def test_old_keywords_warn_and_give_the_same_answer(name):
     call = ENTRY_POINTS[name]
-    new = call(relaxation=NEW)
+    with warnings.catch_warnings():  # the new spelling, all the way down
+        warnings.filterwarnings("error", ".*is deprecated; write", DeprecationWarning)
+        new = call(relaxation=NEW)
     prefix = re.escape(f"{name}(") + r".*" + re.escape(" is deprecated; write ")
     wanted = prefix + re.escape(f"{name}(relaxation=nd.Relaxation(solver=nd.Anderson(")
     with pytest.warns(DeprecationWarning, match=wanted):
