@@ -234,9 +234,9 @@ def floor_forward(tol):
     return forward
 
 
-def nd_tolerances(tol: float) -> dict[str, float]:
+def nd_relaxation(tol: float, solver=None) -> nd.Relaxation:
     """neurodyn's tests are RMS < atol + rtol * size: absolute with a tiny rtol."""
-    return {"atol": tol, "rtol": 1e-3 * tol}
+    return nd.Relaxation(solver, atol=tol, rtol=1e-3 * tol)
 
 
 def neurodyn_entry(**options):
@@ -245,10 +245,11 @@ def neurodyn_entry(**options):
 
     def build(tol):
         resolved = {k: v(tol) if callable(v) else v for k, v in options.items()}
+        relaxation = nd_relaxation(tol, resolved.pop("solver", None))
 
         def fn(W, I, T):
             net = nd.FirstOrderNetwork(W)
-            E, grads = nd.value_and_grad(net, I, T, **resolved, **nd_tolerances(tol))
+            E, grads = nd.value_and_grad(net, I, T, relaxation=relaxation, **resolved)
             # neurodyn raises when a pattern does not converge.
             return E, grads.weights, jnp.array(True), _iterations(jnp.nan)
 
@@ -264,10 +265,11 @@ def neurodyn_forward(**options):
 
     def build(tol):
         resolved = {k: v(tol) if callable(v) else v for k, v in options.items()}
+        relaxation = nd_relaxation(tol, resolved.pop("solver", None))
 
         def forward(W, I):
             net = nd.FirstOrderNetwork(W)
-            fp = nd.relax(net, I, **resolved, **nd_tolerances(tol))
+            fp = nd.relax(net, I, relaxation=relaxation, **resolved)
             return fp.x, fp.num_steps
 
         return forward

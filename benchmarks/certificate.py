@@ -99,12 +99,14 @@ def bench(regime, n, p, rounds, seed, log) -> list[str]:
 
     def gradient(certify):
         return lambda: jax.block_until_ready(
-            nd.value_and_grad(net, I, T, attractors_only=certify)
+            nd.value_and_grad(
+                net, I, T, relaxation=nd.Relaxation(attractors_only=certify)
+            )
         )
 
     def forward(certify):
         return lambda: jax.block_until_ready(
-            nd.relax(net, I, attractors_only=certify).x
+            nd.relax(net, I, relaxation=nd.Relaxation(attractors_only=certify)).x
         )
 
     lines = []

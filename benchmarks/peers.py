@@ -36,10 +36,10 @@ Entries:
   $J = X - T$, and $\partial E/\partial W = (g'(u) \odot Z)^T X$: one matrix
   product per iteration, the least work any method can do here.
 - neurodyn: `nd.value_and_grad(net, I, T)` with its default solver and method, and
-  `nd.value_and_grad(net, I, T, solver=S, method=M)` per steady-state solver S with
-  `M = nd.RecurrentBackprop()` (the adjoint by the same solver) and, for some,
-  `nd.ImplicitDiff(lineax.GMRES(...))` (`neurodyn_entries()` in
-  `_peers_entries.py`, to extend).
+  `nd.value_and_grad(net, I, T, relaxation=nd.Relaxation(S), method=M)` per
+  steady-state solver S with `M = nd.RecurrentBackprop()` (the adjoint by the same
+  solver) and, for some, `nd.ImplicitDiff(lineax.GMRES(...))` (`neurodyn_entries()`
+  in `_peers_entries.py`, to extend).
 
 **Matched tolerances.** The common criterion is the root-mean-square fixed-point
 residual of every pattern, $\mathrm{RMS}(F(x) - x) \le \mathrm{tol}$, with

@@ -119,7 +119,7 @@ def slave_errors(cam, weights, I, T):
     def one(w):
         model = with_weights(cam, w)
         # Near a basin boundary the slave can take thousands of time constants.
-        fp = nd.relax(model, I, x0=start, t_max=SLAVE_T_MAX)
+        fp = nd.relax(model, I, x0=start, relaxation=nd.Relaxation(t_max=SLAVE_T_MAX))
         return 0.5 * jnp.sum(model.error(fp.x, T) ** 2), jnp.all(fp.converged)
 
     return jax.lax.map(one, weights)

@@ -35,7 +35,8 @@ LEARNING_RATE = 0.01  # Adam, as in the paper
 BATCH = 100
 # Relaxation tolerances for training and testing (the paper's RK4 reaches ~1e-8 in
 # the residual; a looser steady-state test is enough for a gradient step).
-RELAX = dict(rtol=1e-5, atol=1e-7)
+SETTINGS = dict(rtol=1e-5, atol=1e-7)
+RELAX = dict(relaxation=nd.Relaxation(**SETTINGS))
 
 
 def pendulum_trajectories(
@@ -273,7 +274,7 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
             "epochs": epochs,
             "seeds": list(seeds),
             "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE},
-            "relaxation": RELAX,
+            "relaxation": SETTINGS,
         },
     )
     metrics = {

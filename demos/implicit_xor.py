@@ -101,14 +101,14 @@ def train_one(seed: int, variant: str, steps: int) -> dict:
             steps=steps,
             method=method,
             x0=I,
-            solver=solver,
+            relaxation=nd.Relaxation(solver),
         )
     except eqx.EquinoxRuntimeError:
         # The semi-gradient ignores the recurrence and can steer the layer into
         # oscillation or multistability: the relaxation then fails. An outcome.
         return {"converged": False, "success": False}
     model = result.model
-    fp = nd.relax(model, I, x0=I, solver=solver, throw=True)
+    fp = nd.relax(model, I, x0=I, relaxation=nd.Relaxation(solver), throw=True)
     Y = np.asarray(fp.x[:, net.n_inputs :])
     return {
         "converged": True,

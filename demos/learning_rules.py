@@ -24,7 +24,6 @@ from neurodyn._runs import model_arrays, model_config, write_json
 
 
 N, N_IN, N_OUT, P = 10, 4, 2, 8
-RELAX = dict(rtol=1e-6, atol=1e-8)
 # label -> method; every method trains the same start with the same optimizer
 METHODS = {
     "exact (ImplicitDiff)": nd.ImplicitDiff(),
@@ -60,7 +59,7 @@ def problem(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def gradient(model, I, T, method) -> np.ndarray:
-    return np.ravel(nd.value_and_grad(model, I, T, method=method, **RELAX)[1].weights)
+    return np.ravel(nd.value_and_grad(model, I, T, method=method)[1].weights)
 
 
 def angle_along(snapshots, I, T, method) -> np.ndarray:
@@ -104,7 +103,6 @@ def stabilised(steps: int) -> tuple[dict, dict]:
             steps=steps,
             method=nd.ImplicitDiff(),
             callback=monitor,
-            **RELAX,
             **extra,
         )
         traces[label], losses[label] = monitor.trace(), run.history.E_total
@@ -139,7 +137,6 @@ def continual(start, I, T, eta: float, steps: int, every: int) -> dict:
             t1=CEP_PHASE,
             saveat=np.array([0.0, CEP_PHASE]),
             method=method,
-            **RELAX,
         )
         new = last(jax.block_until_ready(run.model))
         seconds.append(time.perf_counter() - begin)
@@ -172,7 +169,6 @@ def continual_comparison(start, I, T, steps: int, every: int) -> dict:
             optimizer=optax.sgd(eta),
             steps=steps,
             method=nd.EquilibriumPropagation(CEP_BETA),
-            **RELAX,
         )
         runs[f"EP beta={CEP_BETA}, SGD {eta}"] = dict(
             model=sgd.model, E_total=np.asarray(sgd.history.E_total)
@@ -198,14 +194,13 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
             steps=steps,
             method=method,
             snapshot_every=every,
-            **RELAX,
         )
         history = results[label].history
         angles[label] = angle_along(history.snapshots, I, T, method)
         trained = results[label].model
-        fp = nd.relax(trained, I, throw=True, **RELAX)
+        fp = nd.relax(trained, I, throw=True)
         leading[label] = float(np.max(np.real(nd.spectrum(trained, fp, I))))
-    costs = nd.compare_directions(start, I, T, methods=list(METHODS.values()), **RELAX)
+    costs = nd.compare_directions(start, I, T, methods=list(METHODS.values()))
     traces, stability_losses = stabilised(20 if small else 100)
     cep = continual_comparison(start, I, T, steps, every)
 
@@ -285,7 +280,6 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
             "methods": labels,
             "optimizer": "adam(0.05)",
             "steps": steps,
-            **RELAX,
         },
     )
     metrics = {

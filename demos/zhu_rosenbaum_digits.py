@@ -34,7 +34,8 @@ LEARNING_RATES = {
     "dW3": (0.1, 0.3, 1.0),
 }
 # float32 relaxation: loose tolerances, a bounded horizon (non-settling is recorded)
-RELAX = dict(rtol=1e-4, atol=1e-5, t_max=200.0, max_steps=4096)
+SETTINGS = dict(rtol=1e-4, atol=1e-5, t_max=200.0, max_steps=4096)
+RELAX = dict(relaxation=nd.Relaxation(**SETTINGS))
 
 
 class CrossEntropyReadout(eqx.Module):
@@ -204,7 +205,7 @@ def _run(out: pathlib.Path, *, small: bool) -> dict:
             "epochs": epochs,
             "batch": BATCH,
             "learning_rates": rates,
-            "relaxation": RELAX,
+            "relaxation": SETTINGS,
             "sigma_w": SIGMA_W,
             "dtype": "float32",
         },

@@ -125,7 +125,10 @@ from ._sharding import (
     pattern_sharding as pattern_sharding,
     shard_patterns as shard_patterns,
 )
-from ._solvers.base import AbstractSteadyStateSolver as AbstractSteadyStateSolver
+from ._solvers.base import (
+    AbstractSteadyStateSolver as AbstractSteadyStateSolver,
+    Relaxation as Relaxation,
+)
 from ._solvers.fallback import Fallback as Fallback
 from ._solvers.iteration import (
     Anderson as Anderson,

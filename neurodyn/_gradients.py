@@ -36,14 +36,13 @@ from ._relax import (
     relax_patterns,
 )
 from ._results import RESULTS, select
-from ._solvers.base import ATOL, MAX_STEPS, RTOL, Relaxation, rms
+from ._solvers.base import Relaxation, rms
 from ._solvers.fallback import Fallback
 from ._solvers.ode import ODERelaxation
 from ._validation import (
     as_patterns,
     as_start,
     check_network,
-    check_relaxation_options,
     check_same_batch,
 )
 
@@ -210,7 +209,7 @@ class UnrolledBPTT(AbstractGradientMethod):
 
     def fixed_point(self, model, I, x0, relaxation):
         ode = eqx.tree_at(
-            lambda r: r.strategy, relaxation, _ode_strategy(relaxation.strategy)
+            lambda r: r.solver, relaxation, _ode_strategy(relaxation.solver)
         )
         return relax_patterns(model, I, x0, ode)
 
@@ -271,12 +270,8 @@ def value_and_grad(
     *,
     method=RecurrentBackprop(),  # checked below, with a message naming the methods
     x0: ArrayLike | None = None,
-    solver=None,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    t_max: float | None = None,
-    max_steps: int = MAX_STEPS,
-    attractors_only: bool = True,
+    relaxation: Relaxation | None = None,
+    **deprecated,
 ) -> tuple[Float[Array, ""], PyTree]:
     r"""The error at the fixed point and its gradient with respect to the model.
 
@@ -293,9 +288,10 @@ def value_and_grad(
     - `method`: [`neurodyn.RecurrentBackprop`][] (default), [`neurodyn.ImplicitDiff`][]
         or [`neurodyn.UnrolledBPTT`][].
 
-    **Other arguments:** `x0`, `solver`, `rtol`, `atol`, `t_max`, `max_steps`,
-    `attractors_only` as for [`neurodyn.relax`][]; all but the last apply to the
-    adjoint relaxation too.
+    **Other arguments:** `x0` as for [`neurodyn.relax`][]; `relaxation`, a
+    [`neurodyn.Relaxation`][], for the forward relaxation and the adjoint one (all
+    its settings but `attractors_only`); the old keywords `solver=`, `rtol=`, ...
+    still work, deprecated.
 
     **Returns:**
 
@@ -310,8 +306,7 @@ def value_and_grad(
     """
     check_network(model)
     check_method(method)
-    check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps, attractors_only)
+    relaxation = as_relaxation("value_and_grad", relaxation, deprecated)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units)
     check_same_batch(I, T)

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._models.cam import ContentAddressableMemory
-from ._relax import relax
+from ._relax import as_relaxation, relax
+from ._solvers.base import Relaxation
 from ._validation import as_float_array, as_number, as_patterns, check_instance
 
 
@@ -96,7 +97,9 @@ def recall(
     I: ArrayLike | None = None,
     fill: float = 0.5,
     tol: float = 0.05,
-    **relax_options,
+    relaxation: Relaxation | None = None,
+    throw: bool = False,
+    **deprecated,
 ) -> Recall:
     r"""Recall a memory from partial information: start the slave at the cue
     (eq 28, [`neurodyn.cue_state`][]), relax $\tau\dot x = -x + g(Wx) + I$ (eq 1) and
@@ -114,14 +117,17 @@ def recall(
     - `I`: the bias, $(N,)$; default zero.
     - `fill`: the start value of unknown units, default $0.5$.
     - `tol`: a memory is reached when every visible unit is within `tol` of it.
-    - `relax_options`: passed to [`neurodyn.relax`][] (`solver`, `rtol`, `atol`,
-        `t_max`, `max_steps`).
+    - `relaxation`: a [`neurodyn.Relaxation`][] for the slave's relaxation (the old
+        keywords `solver=`, `rtol=`, ... still work, deprecated).
+    - `throw`: raise if a cue's relaxation did not settle. Default False, as for
+        [`neurodyn.relax`][]: the failure is returned in `converged`.
 
     **Returns:** a [`neurodyn.Recall`][]; a slave that does not settle gives
     `converged=False` and `memory=-1`.
     """
 
     _check_memory(cam)
+    relaxation = as_relaxation("recall", relaxation, deprecated)
     memories = _memories(memories, cam.n_units)
     tol = as_number("tol", tol)
     x0 = cue_state(cam, cue, known, fill=fill)
@@ -129,7 +135,7 @@ def recall(
         I = jnp.zeros(x0.shape, x0.dtype)
     else:
         I = jnp.broadcast_to(as_float_array("I", I), x0.shape)
-    fp = relax(cam, I, x0=x0, **relax_options)
+    fp = relax(cam, I, x0=x0, relaxation=relaxation, throw=throw)
     memory, distance = nearest_memory(cam, fp.x, memories.astype(fp.x.dtype), tol=tol)
     converged = fp.converged
     return Recall(fp.x, jnp.where(converged, memory, -1), distance, converged)

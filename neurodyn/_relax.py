@@ -1,6 +1,7 @@
 r"""Relaxation of a network to its steady state $x^* = F(x^*)$, by any steady-state
 solver (see `neurodyn._solvers`)."""
 
+import warnings
 from collections.abc import Callable
 
 import diffrax
@@ -12,44 +13,81 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Real
 from ._dynamics import forward_field
 from ._models.base import AbstractNetwork
 from ._results import RESULTS, error_if_any
-from ._solvers.base import ATOL, MAX_STEPS, RTOL, AbstractSteadyStateSolver, Relaxation
-from ._solvers.fallback import default_solver
-from ._solvers.ode import ODERelaxation
+from ._solvers.base import Relaxation
 from ._validation import (
     as_patterns,
     as_start,
     check_network,
-    check_relaxation_options,
 )
 
 
+# The keywords every function that relaxes took before `relaxation=`; still accepted,
+# with a DeprecationWarning, for one release.
+DEPRECATED_KEYWORDS = (
+    "solver",
+    "rtol",
+    "atol",
+    "t_max",
+    "max_steps",
+    "attractors_only",
+)
+
+
+def _spelled(value) -> str:
+    if isinstance(value, eqx.Module) and not isinstance(value, diffrax.AbstractSolver):
+        return f"nd.{value!r}"
+    if isinstance(value, diffrax.AbstractSolver):
+        return f"diffrax.{value!r}"
+    return repr(value)
+
+
 def as_relaxation(
-    solver: diffrax.AbstractSolver | AbstractSteadyStateSolver | None,
-    rtol: float,
-    atol: float,
-    t_max: float | None,
-    max_steps: int,
-    attractors_only: bool = True,
+    function: str,
+    relaxation: Relaxation | None,
+    deprecated: dict,
+    defaults: dict | None = None,
 ) -> Relaxation:
-    """The relaxation from the keyword arguments of the public functions: `solver`
-    is a steady-state strategy, a diffrax solver (the ODE relaxation with it), or
-    None for the default (`neurodyn._solvers.fallback.default_solver`)."""
-    if solver is None:
-        solver = default_solver()
-    elif isinstance(solver, diffrax.AbstractSolver):
-        solver = ODERelaxation(solver)
-    elif not isinstance(solver, AbstractSteadyStateSolver):
-        raise ValueError(
-            "`solver` must be a steady-state solver (`nd.Anderson()`, "
-            "`nd.FixedPointIteration()`, `nd.NewtonKrylov()`, `nd.ODERelaxation()`, "
-            "`nd.Fallback(...)`) or a diffrax solver such as `diffrax.Tsit5()`, got "
-            f"{solver!r}."
+    """The [`neurodyn.Relaxation`][] a public function `function` was given:
+    `relaxation`, or its default `Relaxation(**defaults)` if None.
+
+    `deprecated` holds the keyword arguments the function received besides its own:
+    the old spelling of the settings (`solver=`, `rtol=`, ...). They still work, with
+    a `DeprecationWarning` that says what to write instead; any other keyword is a
+    `TypeError`, as Python would raise it."""
+    defaults = {} if defaults is None else defaults
+    unknown = [k for k in deprecated if k not in DEPRECATED_KEYWORDS]
+    if unknown:
+        raise TypeError(
+            f"{function}() got an unexpected keyword argument {unknown[0]!r}."
         )
-    if not isinstance(attractors_only, bool):
-        raise ValueError(
-            f"`attractors_only` must be True or False, got {attractors_only!r}."
+    if relaxation is not None and not isinstance(relaxation, Relaxation):
+        raise TypeError(
+            "`relaxation` must be a `nd.Relaxation(...)`, e.g. "
+            f"`nd.Relaxation(nd.Anderson(), rtol=1e-8)`, got {relaxation!r}."
         )
-    return Relaxation(solver, rtol, atol, t_max, max_steps, attractors_only)
+    if not deprecated:
+        return Relaxation(**defaults) if relaxation is None else relaxation
+    if relaxation is not None:
+        raise ValueError(
+            f"{function}() takes its settings in `relaxation=`: give "
+            f"{', '.join(f'`{k}`' for k in deprecated)} inside the "
+            "`nd.Relaxation(...)`, not beside it."
+        )
+    merged = {**defaults, **deprecated}
+    settings = {k: merged[k] for k in DEPRECATED_KEYWORDS if k in merged}
+    old = ", ".join(
+        f"{k}={_spelled(deprecated[k])}" for k in DEPRECATED_KEYWORDS if k in deprecated
+    )
+    new = ", ".join(f"{k}={_spelled(v)}" for k, v in settings.items())
+    relaxation = Relaxation(**settings)  # refuses bad settings before warning
+    warnings.warn(
+        f"{function}({old}) is deprecated; write "
+        f"{function}(relaxation=nd.Relaxation({new})). The separate keywords will "
+        "be removed in the next release.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return relaxation
 
 
 class FixedPoint(eqx.Module):
@@ -126,13 +164,9 @@ def relax(
     I: ArrayLike,
     *,
     x0: ArrayLike | None = None,
-    solver: AbstractSteadyStateSolver | diffrax.AbstractSolver | None = None,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    t_max: float | None = None,
-    max_steps: int = MAX_STEPS,
-    attractors_only: bool = True,
+    relaxation: Relaxation | None = None,
     throw: bool = False,
+    **deprecated,
 ) -> FixedPoint:
     r"""Relax $\tau\, dx/dt = -x + F(x; \theta, I)$ to its steady state $x^*$.
 
@@ -145,28 +179,14 @@ def relax(
 
     - `x0`: start state, $(N,)$ or $(P, N)$; default $0.5$ on every unit (Pineda's
         re-initialisation for every pattern).
-    - `solver`: how the steady state is found: [`neurodyn.Anderson`][],
-        [`neurodyn.FixedPointIteration`][], [`neurodyn.NewtonKrylov`][],
-        [`neurodyn.ODERelaxation`][] (the dynamics themselves), or a
-        [`neurodyn.Fallback`][] chain of them; a diffrax solver such as
-        `diffrax.Kvaerno5()` means the ODE relaxation with it. Default
-        `Fallback(FixedPointIteration(patience=5), Anderson(), ODERelaxation())`:
-        fast, and safe wherever the fixed point is stable (docs/solvers.md says
-        when to pick which).
-    - `rtol`, `atol`: the settled test $\|F(x) - x\| < \mathrm{atol} +
-        \mathrm{rtol}\,\|x\|$ (RMS norms, divided by $\tau$), the same for every
-        solver; the ODE's step-size controller runs at a tenth of them. Defaults
-        $10^{-6}$ and $10^{-8}$, for every function that relaxes.
-    - `t_max`: give up at this (pseudo-)time; default $1000\,\tau$.
-    - `max_steps`: give up after this many solver steps or iterations; default
-        65 536.
-    - `attractors_only`: a settled state counts only if the dynamics hold it: the
-        stability certificate (a few Arnoldi steps on $(-1 + \partial F/\partial
-        x)/\tau$ from a random probe, docs/solvers.md) turns an unstable fixed
-        point into `RESULTS.unstable`. False accepts unstable fixed points, for
-        continuation or stability analysis (e.g. with `nd.NewtonKrylov()`).
+    - `relaxation`: how the steady state is found, a [`neurodyn.Relaxation`][]
+        (solver, tolerances, budget); default `nd.Relaxation()`.
     - `throw`: raise if any pattern did not settle (under `vmap`, one failure raises
-        for the whole batch). By default the failure is returned instead.
+        for the whole batch). Default False: the failure is returned in `result`
+        and `converged`, as the outcome is what `relax` is for (docs/settings.md).
+    - `**deprecated`: the old spelling `solver=`, `rtol=`, `atol=`, `t_max=`,
+        `max_steps=`, `attractors_only=`; it still works for one release, with a
+        `DeprecationWarning` saying what to write instead.
 
     **Returns:**
 
@@ -175,8 +195,7 @@ def relax(
     on an unstable fixed point comes back with `converged=False`.
     """
     check_network(model)
-    check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps, attractors_only)
+    relaxation = as_relaxation("relax", relaxation, deprecated)
     I = as_patterns("I", I, model.n_units)
     x0 = as_start(x0, I)
     fp = _relax(model, I, initial_state(model, I, x0), relaxation)

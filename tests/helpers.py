@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import neurodyn as nd
-from neurodyn._solvers.base import Relaxation
 
 
 # Tight tolerances for float64 gradient checks: the fixed point is then accurate to
@@ -46,9 +45,9 @@ class Gradients(dict):
 
 
 def quick(method=None) -> dict:
-    """`TIGHT` with one steady-state strategy in place of the default chain: Anderson
-    acceleration, or the ODE relaxation for `UnrolledBPTT` (which differentiates
-    through the ODE solver's steps).
+    """`relaxation=`: `TIGHT` with one steady-state strategy in place of the default
+    chain: Anderson acceleration, or the ODE relaxation for `UnrolledBPTT` (which
+    differentiates through the ODE solver's steps).
 
     Tests of gradient methods, models and analyses relax with this: the strategy is
     not what they test, and one strategy compiles in about a third of the time of
@@ -58,16 +57,17 @@ def quick(method=None) -> dict:
     a NumPy reference (`test_solver_gives_the_reference_gradient[...-default]`).
     """
     ode = isinstance(method, nd.UnrolledBPTT)
-    return dict(TIGHT, solver=nd.ODERelaxation() if ode else nd.Anderson())
+    solver = nd.ODERelaxation() if ode else nd.Anderson()
+    return dict(relaxation=nd.Relaxation(solver, **TIGHT))
 
 
 QUICK = quick()
 
 
-def quick_relaxation(method=None) -> Relaxation:
+def quick_relaxation(method=None) -> nd.Relaxation:
     """The relaxation `quick(method)` asks for, for tests that relax fields
     themselves."""
-    return Relaxation(quick(method)["solver"], **TIGHT)
+    return quick(method)["relaxation"]
 
 
 NETWORK_CLASSES = (nd.FirstOrderNetwork, nd.RateNetwork)

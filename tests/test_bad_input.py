@@ -149,16 +149,23 @@ class Entry:
         return self.fn(*args, **kwargs)
 
 
-RELAX_KINDS = {
-    "I": PATTERNS,
-    "x0": PATTERNS,
+# The settings themselves are fuzzed through `nd.Relaxation` (which the deprecated
+# keywords `solver=`, `rtol=`, ... of every function build too).
+RELAXATION_KINDS = {
     "solver": OBJECT,
     "rtol": POSITIVE,
     "atol": POSITIVE,
     "t_max": POSITIVE,
     "max_steps": COUNT,
+}
+RELAX_KINDS = {
+    "I": PATTERNS,
+    "x0": PATTERNS,
+    "relaxation": OBJECT,
     "model": OBJECT,
 }
+# What `trajectory` and `adjoint_trajectory` integrate with (not a relaxation).
+TRAJECTORY_KINDS = {"I": PATTERNS, "x0": PATTERNS, "model": OBJECT, **RELAXATION_KINDS}
 
 
 def _without(kinds: dict, *names: str) -> dict:
@@ -192,6 +199,7 @@ LANDSCAPE = nd.Landscape(  # one stable point at the origin, built by hand
 
 ENTRY_POINTS = {
     # Relaxation, gradients, training.
+    "Relaxation": Entry(nd.Relaxation, (), {}, RELAXATION_KINDS),
     "relax": Entry(nd.relax, (net(), I), {}, RELAX_KINDS),
     "value_and_grad": Entry(
         nd.value_and_grad,
@@ -236,6 +244,7 @@ ENTRY_POINTS = {
             "rtol": POSITIVE,
             "atol": POSITIVE,
             "max_steps": COUNT,
+            "relaxation": OBJECT,
         },
     ),
     "learning_velocities": Entry(
@@ -272,7 +281,7 @@ ENTRY_POINTS = {
         nd.trajectory,
         (net(), I, np.linspace(0.0, 1.0, 3)),
         {},
-        {**_without(RELAX_KINDS, "t_max"), "ts": ARRAY, "atol": POSITIVE},
+        {**_without(TRAJECTORY_KINDS, "t_max"), "ts": ARRAY, "atol": POSITIVE},
         accepted={("ts", "wrong shape"): "two increasing times are valid times"},
     ),
     "adjoint_trajectory": Entry(
@@ -280,7 +289,7 @@ ENTRY_POINTS = {
         (net(), X, I, T, np.linspace(0.0, 1.0, 3)),
         {},
         {
-            **_without(RELAX_KINDS, "t_max", "x0"),
+            **_without(TRAJECTORY_KINDS, "t_max", "x0"),
             "x": PATTERNS,
             "T": PATTERNS,
             "ts": ARRAY,
@@ -337,7 +346,13 @@ ENTRY_POINTS = {
         nd.hessian_along,
         (jax.tree.map(lambda a: jnp.stack([a, a]), net()), I, T),
         {},
-        {"models": OBJECT, "I": PATTERNS, "T": PATTERNS},
+        {
+            "models": OBJECT,
+            "I": PATTERNS,
+            "T": PATTERNS,
+            "x0": PATTERNS,
+            "relaxation": OBJECT,
+        },
     ),
     "hessian_eigenvalues": Entry(
         nd.hessian_eigenvalues, (np.eye(4),), {}, {"H": ARRAY}
@@ -351,8 +366,7 @@ ENTRY_POINTS = {
             "x0": PATTERNS,
             "newton_iterations": COUNT,
             "tol": FINITE,
-            "rtol": POSITIVE,
-            "atol": POSITIVE,
+            "relaxation": OBJECT,
         },
     ),
     "first_stability_loss": Entry(
@@ -371,6 +385,7 @@ ENTRY_POINTS = {
             "on_loss": NAME,
             "tol": FINITE,
             "newton_iterations": COUNT,
+            "relaxation": OBJECT,
         },
         accepted={("I", "wrong length"): "the monitor learns N at its first call"},
     ),
@@ -438,6 +453,7 @@ ENTRY_POINTS = {
             "known": MASK_KIND,
             "memories": PATTERNS,
             "tol": NONNEGATIVE,
+            "relaxation": OBJECT,
         },
     ),
     # Solvers, methods and schedules.

@@ -11,8 +11,8 @@ import optax
 import pytest
 
 import neurodyn as nd
+from neurodyn import Relaxation
 from neurodyn._relax import relax_patterns
-from neurodyn._solvers.base import Relaxation
 
 from .helpers import (
     TIGHT,

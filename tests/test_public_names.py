@@ -66,6 +66,7 @@ VALUE_TESTS = {
         "RESULTS": ["test_semi_gradient_within_documented_bound"],
         "RK4": ["test_solver_reaches_the_reference"],
         "RateNetwork": ["test_trajectory_is_rk4_at_every_sampled_time"],
+        "Relaxation": ["test_every_entry_point_honours_its_relaxation"],
         "Recall": ["test_recall_from_partial_and_full_cues"],
         "RecurrentBackprop": ["test_gradients_match_numpy_finite_differences"],
         "SemiGradient": ["test_semi_gradient_one_layer_formula"],

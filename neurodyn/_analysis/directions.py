@@ -16,13 +16,12 @@ from .._gradients import (
 )
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, initial_state
-from .._solvers.base import ATOL, MAX_STEPS, RTOL
+from .._solvers.base import Relaxation
 from .._validation import (
     as_count,
     as_patterns,
     as_start,
     check_network,
-    check_relaxation_options,
     check_same_batch,
 )
 
@@ -72,11 +71,8 @@ def compare_directions(
     reference: AbstractGradientMethod = ImplicitDiff(),
     repeats: int = 3,
     x0: ArrayLike | None = None,
-    solver=None,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    t_max: float | None = None,
-    max_steps: int = MAX_STEPS,
+    relaxation: Relaxation | None = None,
+    **deprecated,
 ) -> list[Direction]:
     r"""Each method's gradient of $E = \tfrac12\sum_a\sum_{i\in O}(T_i^a -
     x_i^{*a})^2$ compared with the `reference` method's, with its time and memory.
@@ -92,8 +88,8 @@ def compare_directions(
 
     - `repeats`: time each method this many times after a warm-up call and keep
         the fastest.
-    - `x0`, `solver`, `rtol`, `atol`, `t_max`, `max_steps`: as for
-        [`neurodyn.value_and_grad`][], shared by every method.
+    - `x0`, `relaxation`: as for [`neurodyn.value_and_grad`][], shared by every
+        method (the old keywords `solver=`, `rtol=`, ... still work, deprecated).
 
     **Returns:** one [`neurodyn.Direction`][] per method, in order.
 
@@ -110,8 +106,7 @@ def compare_directions(
         check_method(method)
     check_method(reference)
     as_count("repeats", repeats)
-    check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation("compare_directions", relaxation, deprecated)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units).astype(I.dtype)
     check_same_batch(I, T)

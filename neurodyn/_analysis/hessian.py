@@ -30,14 +30,13 @@ from .._relax import (
     check_converged,
     initial_state,
 )
-from .._solvers.base import ATOL, MAX_STEPS, RTOL
+from .._solvers.base import Relaxation
 from .._validation import (
     as_float_array,
     as_patterns,
     as_start,
     check_finite,
     check_network,
-    check_relaxation_options,
     check_same_batch,
 )
 
@@ -97,11 +96,10 @@ def _hvp(model, I, T, x0, relaxation, wrt, v):
     return check_converged(fp, Hv)
 
 
-def _prepare(model, I, T, x0, solver, rtol, atol, t_max, max_steps, wrt):
+def _prepare(function, model, I, T, x0, relaxation, deprecated, wrt):
     check_network(model)
     _selected(model, wrt)
-    check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation(function, relaxation, deprecated)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units).astype(I.dtype)
     check_same_batch(I, T)
@@ -117,11 +115,8 @@ def hessian(
     *,
     wrt: Callable[[AbstractNetwork], PyTree] = _weights,
     x0: ArrayLike | None = None,
-    solver=None,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    t_max: float | None = None,
-    max_steps: int = MAX_STEPS,
+    relaxation: Relaxation | None = None,
+    **deprecated,
 ) -> PyTree:
     r"""The Hessian of the error at the fixed point with respect to the weights (or
     any parameters $\theta$),
@@ -145,8 +140,9 @@ def hessian(
     - `wrt`: picks the parameters from the model, as the `where` of `eqx.tree_at`:
         default `lambda m: m.weights`; `lambda m: m` differentiates with respect
         to every float array of the model (masks and other leaves are left out).
-    - `x0`, `solver`, `rtol`, `atol`, `t_max`, `max_steps` as for
-        [`neurodyn.relax`][] (they pick and resolve the fixed point).
+    - `x0`, `relaxation` as for [`neurodyn.relax`][] (they pick and resolve the
+        fixed point; the old keywords `solver=`, `rtol=`, ... still work,
+        deprecated).
 
     **Returns:** for the weights, an array of shape `weights.shape * 2`; reshape it
     to $(W.size, W.size)$ for a matrix. For a pytree of parameters, a pytree of
@@ -157,7 +153,7 @@ def hessian(
     relaxation fails.
     """
     I, T, x0, relaxation = _prepare(
-        model, I, T, x0, solver, rtol, atol, t_max, max_steps, wrt
+        "hessian", model, I, T, x0, relaxation, deprecated, wrt
     )
     return _hessian(model, I, T, x0, relaxation, wrt)
 
@@ -170,11 +166,8 @@ def hessian_vector_product(
     *,
     wrt: Callable[[AbstractNetwork], PyTree] = _weights,
     x0: ArrayLike | None = None,
-    solver=None,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    t_max: float | None = None,
-    max_steps: int = MAX_STEPS,
+    relaxation: Relaxation | None = None,
+    **deprecated,
 ) -> PyTree:
     r"""$H v = \frac{d}{d\epsilon}\nabla_\theta E(\theta + \epsilon v)
     \big|_{\epsilon=0}$ without forming $H$: one forward-over-reverse pass (a few
@@ -201,7 +194,7 @@ def hessian_vector_product(
             )
     v = structure.unflatten([u.astype(p.dtype) for u, p in zip(given, leaves)])
     I, T, x0, relaxation = _prepare(
-        model, I, T, x0, solver, rtol, atol, t_max, max_steps, wrt
+        "hessian_vector_product", model, I, T, x0, relaxation, deprecated, wrt
     )
     return _hvp(model, I, T, x0, relaxation, wrt, v)
 
@@ -225,11 +218,20 @@ def hessian_eigenvalues(H: Float[ArrayLike, "..."]) -> Float[Array, " m"]:
 
 
 def hessian_along(
-    models: PyTree, I: ArrayLike, T: ArrayLike, **kwargs
+    models: PyTree,
+    I: ArrayLike,
+    T: ArrayLike,
+    *,
+    wrt: Callable[[AbstractNetwork], PyTree] = _weights,
+    x0: ArrayLike | None = None,
+    relaxation: Relaxation | None = None,
+    **deprecated,
 ) -> Float[Array, "k m"]:
     """Hessian eigenvalues of every model in a stack (a leading axis on every array,
-    as `History.snapshots` or `AnalogRun.model`), shape (K, W.size)."""
+    as `History.snapshots` or `AnalogRun.model`), shape (K, W.size). `wrt` (one
+    array), `x0`, `relaxation` as for [`neurodyn.hessian`][]."""
     check_network(models, "models")
+    relaxation = as_relaxation("hessian_along", relaxation, deprecated)
     leaves = [leaf for leaf in jax.tree.leaves(models) if eqx.is_array(leaf)]
     k = leaves[0].shape[0]
     I = jnp.atleast_2d(as_patterns("I", I, leaves[0].shape[-1]))
@@ -242,7 +244,9 @@ def hessian_along(
                     jax.tree.map(lambda a: a[j] if eqx.is_array(a) else a, models),
                     I,
                     T,
-                    **kwargs,
+                    wrt=wrt,
+                    x0=x0,
+                    relaxation=relaxation,
                 )
             )
             for j in range(k)

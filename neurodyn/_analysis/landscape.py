@@ -37,7 +37,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float, Int, PyTree, Real
 from .._models.base import AbstractNetwork
 from .._models.cam import ContentAddressableMemory
 from .._recall import nearest_memory
-from .._solvers.base import ANALYSIS_ATOL, ANALYSIS_RTOL, MAX_STEPS
+from .._solvers.base import ANALYSIS_ATOL, ANALYSIS_RTOL, MAX_STEPS, SEARCH_STEPS
 from .._trajectory import _integrate
 from .._validation import (
     as_count,
@@ -383,7 +383,7 @@ def find_fixed_points(
     dedup_tol: float = 1e-4,
     eig_tol: float | None = None,
     learning_rate: float = 1e-2,
-    max_steps: int = 1000,
+    max_steps: int = SEARCH_STEPS,
     polish_steps: int = 20,
 ) -> Landscape:
     r"""Every fixed point (and slow point) of $\tau\,dx/dt = -x + F(x)$ reached from
@@ -584,7 +584,7 @@ def fixed_points_along(
     dedup_tol: float = 1e-4,
     eig_tol: float | None = None,
     learning_rate: float = 1e-2,
-    max_steps: int = 1000,
+    max_steps: int = SEARCH_STEPS,
     polish_steps: int = 20,
 ) -> LandscapeTrace:
     r"""Follow the fixed points along a learning run: find them at every snapshot

@@ -27,7 +27,7 @@ from jaxtyping import Array, ArrayLike, Bool, Complex, Float, PyTree, Real
 
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, initial_state, relax_patterns
-from .._solvers.base import ANALYSIS_ATOL, ANALYSIS_RTOL, MAX_STEPS
+from .._solvers.base import ANALYSIS_ATOL, ANALYSIS_RTOL, Relaxation
 from .._validation import (
     as_count,
     as_float_array,
@@ -35,9 +35,12 @@ from .._validation import (
     as_patterns,
     as_start,
     check_finite,
-    check_relaxation_options,
 )
 from .spectra import _sorted, jacobian
+
+
+# The first relaxation of a tracked branch: the analyses' tighter tolerances.
+ANALYSIS_SETTINGS = dict(rtol=ANALYSIS_RTOL, atol=ANALYSIS_ATOL)
 
 
 def _newton(model, I, x, iterations):
@@ -217,8 +220,8 @@ def stability_along(
     x0: ArrayLike | None = None,
     newton_iterations: int = 30,
     tol: float = 0.0,
-    rtol: float = ANALYSIS_RTOL,
-    atol: float = ANALYSIS_ATOL,
+    relaxation: Relaxation | None = None,
+    **deprecated,
 ) -> StabilityTrace:
     r"""Track every pattern's fixed point and its spectrum along a learning run.
 
@@ -235,7 +238,9 @@ def stability_along(
     - `x0`: where the first model is relaxed from (default 0.5).
     - `newton_iterations`: Newton steps per snapshot.
     - `tol`: stability is lost where $\mathrm{Re}\,\lambda_1 >$ `tol`.
-    - `rtol`, `atol`: tolerances of the first relaxation.
+    - `relaxation`: a [`neurodyn.Relaxation`][] for the first relaxation; default
+        the analyses' tighter tolerances, `nd.Relaxation(rtol=1e-8, atol=1e-10)`
+        (the old keywords `rtol=`, `atol=` still work, deprecated).
 
     **Returns:** a [`neurodyn.StabilityTrace`][]; its `loss` is the first
     [`neurodyn.StabilityLoss`][] or None.
@@ -246,8 +251,9 @@ def stability_along(
     x0 = as_start(x0, I)
     as_count("newton_iterations", newton_iterations)
     as_number("tol", tol, minimum=None)
-    check_relaxation_options(rtol, atol, None, MAX_STEPS)
-    relaxation = as_relaxation(None, rtol, atol, None, MAX_STEPS)
+    relaxation = as_relaxation(
+        "stability_along", relaxation, deprecated, ANALYSIS_SETTINGS
+    )
     x_start = _relax_all(first, I, initial_state(first, I, x0), relaxation)
     x, residual, spectra = _track(models, I, x_start, newton_iterations)
     trace = StabilityTrace(jnp.asarray(steps), x, residual, spectra, None)
@@ -269,6 +275,9 @@ class StabilityMonitor:
     - `"warn"`: emit a `RuntimeWarning` once and go on;
     - `"continue"`: only record it.
 
+    `x0`, `tol`, `newton_iterations` and `relaxation` (for the first model's
+    relaxation) are as for [`neurodyn.stability_along`][].
+
     After the run, `monitor.trace()` gives a [`neurodyn.StabilityTrace`][] and
     `monitor.loss` the [`neurodyn.StabilityLoss`][] (or None).
 
@@ -285,6 +294,7 @@ class StabilityMonitor:
         x0: ArrayLike | None = None,
         tol: float = 0.0,
         newton_iterations: int = 30,
+        relaxation: Relaxation | None = None,
     ):
         if not isinstance(on_loss, str) or on_loss not in ("stop", "warn", "continue"):
             raise ValueError(
@@ -297,6 +307,9 @@ class StabilityMonitor:
         as_number("tol", tol, minimum=None)
         as_count("newton_iterations", newton_iterations)
         self.tol = tol
+        self.relaxation = as_relaxation(
+            "StabilityMonitor", relaxation, {}, ANALYSIS_SETTINGS
+        )
         self.newton_iterations = newton_iterations
         self.steps: list[int] = []
         self.states: list = []
@@ -307,10 +320,9 @@ class StabilityMonitor:
     def __call__(self, step: int, model: AbstractNetwork) -> bool:
         I = as_patterns("I", self.I, model.n_units)
         if not self.states:
-            relaxation = as_relaxation(
-                None, ANALYSIS_RTOL, ANALYSIS_ATOL, None, MAX_STEPS
+            x_prev = _relax_all(
+                model, I, initial_state(model, I, self.x0), self.relaxation
             )
-            x_prev = _relax_all(model, I, initial_state(model, I, self.x0), relaxation)
         else:
             x_prev = self.states[-1]
         stacked = jax.tree.map(lambda a: a[None] if eqx.is_array(a) else a, model)

@@ -9,8 +9,8 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from .._gradients import RecurrentBackprop, pattern_errors
 from .._models.base import AbstractNetwork
-from .._relax import as_relaxation, check_converged, initial_state
-from .._solvers.base import ATOL, MAX_STEPS, RTOL
+from .._relax import check_converged, initial_state
+from .._solvers.base import ANALOG_MAX_STEPS, ATOL, RTOL, Relaxation
 from .._validation import (
     as_float_array,
     as_number,
@@ -134,7 +134,8 @@ def analog_learning(
     x0: ArrayLike | None = None,
     rtol: float = RTOL,
     atol: float = ATOL,
-    max_steps: int = 1_000_000,
+    max_steps: int = ANALOG_MAX_STEPS,
+    relaxation: Relaxation | None = None,
 ) -> AnalogRun:
     r"""Integrate the analog learning system (see [`neurodyn.learning_field`][]).
 
@@ -162,8 +163,12 @@ def analog_learning(
     - `schedule`: a [`neurodyn.PatternSchedule`][] presenting one pattern at a time
         (the stochastic analogue, eq 20); the integration restarts at each switch,
         with any method.
-    - `x0`: initial activity (default 0.5); `rtol`, `atol`, `max_steps`: solver
-        settings.
+    - `x0`: initial activity (default 0.5); `rtol`, `atol`, `max_steps`: the
+        integration's step-size controller and step budget (default one million
+        steps: a run spans many relaxation times).
+    - `relaxation`: a [`neurodyn.Relaxation`][] for the attractor loss, the fixed
+        points of the saved models (`run.loss`); default
+        `nd.Relaxation(rtol=rtol, atol=atol)`, the run's tolerances.
 
     **Returns:** an [`neurodyn.AnalogRun`][].
     """
@@ -185,7 +190,9 @@ def analog_learning(
         raise ValueError(f"`saveat` must be increasing times within [0, {t1}].")
     method = _as_method(method, solver, eta, float(model.tau), t1)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    relaxation = as_relaxation(None, rtol, atol, None, MAX_STEPS)
+    if relaxation is None:
+        relaxation = Relaxation(rtol=rtol, atol=atol)
+    check_instance("relaxation", relaxation, Relaxation, "a `nd.Relaxation(...)`")
     start = initial_state(model, I, as_start(x0, I))
     settings = (method, rtol, atol, max_steps)
     eta = jnp.asarray(eta, I.dtype)  # traced: a new rate does not recompile

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._models.energy import EnergyNetwork
-from .._relax import _relax, as_relaxation, check_converged
-from .._solvers.base import MAX_STEPS
+from .._relax import _relax, check_converged
+from .._solvers.base import Relaxation
 from .._validation import as_number
 from .analog_method import AbstractAnalogMethod, Segment
 from .full_system import integrate_terms, is_imex
@@ -106,7 +106,7 @@ class ContinualEP(AbstractAnalogMethod):
                 f"got {type(model).__name__}."
             )
         source = jax.vmap(model.training_source)(I, T)
-        relaxation = as_relaxation(None, rtol, atol, None, MAX_STEPS)
+        relaxation = Relaxation(rtol=rtol, atol=atol)
         free = _relax(model, source, x0, relaxation)
         (s, z, saved), stats = integrate_terms(
             diffrax.ODETerm(_NudgedField(self.beta)),

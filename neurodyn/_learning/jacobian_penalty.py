@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Scalar
 from .._gradients import AbstractGradientMethod, ImplicitDiff, check_method
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, batched, check_converged, initial_state
-from .._solvers.base import ATOL, MAX_STEPS, RTOL
+from .._solvers.base import Relaxation
 from .._validation import (
     as_count,
     as_number,
@@ -19,7 +19,6 @@ from .._validation import (
     as_start,
     check_instance,
     check_network,
-    check_relaxation_options,
     check_same_batch,
 )
 
@@ -114,11 +113,8 @@ def jacobian_norm(
     probes: int = 1,
     method: AbstractGradientMethod = ImplicitDiff(),
     x0: ArrayLike | None = None,
-    solver=None,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    t_max: float | None = None,
-    max_steps: int = MAX_STEPS,
+    relaxation: Relaxation | None = None,
+    **deprecated,
 ) -> Scalar:
     r"""Hutchinson's estimate of $\sum_a \|\partial F/\partial x(x^*_a)\|_F^2$ over
     the fixed points of the patterns `I`, differentiable in `model` through the fixed
@@ -136,8 +132,8 @@ def jacobian_norm(
     - `method`: the gradient method through $x^*$, default
         [`neurodyn.ImplicitDiff`][].
 
-    **Other arguments:** `x0`, `solver`, `rtol`, `atol`, `t_max`, `max_steps` as for
-    [`neurodyn.relax`][].
+    **Other arguments:** `x0`, `relaxation` as for [`neurodyn.relax`][] (the old
+    keywords `solver=`, `rtol=`, ... still work, deprecated).
 
     **Raises:** the non-convergence error of [`neurodyn.value_and_grad`][] if a
     relaxation fails.
@@ -146,8 +142,7 @@ def jacobian_norm(
     check_method(method)
     as_count("probes", probes)
     check_instance("key", key, jax.Array, "a JAX random key, e.g. `jr.key(0)`")
-    check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation("jacobian_norm", relaxation, deprecated)
     I = jnp.atleast_2d(as_patterns("I", I, model.n_units))
     if T is not None:
         T = jnp.atleast_2d(as_patterns("T", T, model.n_units).astype(I.dtype))

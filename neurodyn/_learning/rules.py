@@ -32,7 +32,7 @@ from .._relax import (
     check_converged,
     initial_state,
 )
-from .._solvers.base import ATOL, MAX_STEPS, RTOL
+from .._solvers.base import Relaxation
 from .._validation import (
     as_float_array,
     as_number,
@@ -40,7 +40,6 @@ from .._validation import (
     as_start,
     check_finite,
     check_instance,
-    check_relaxation_options,
     check_same_batch,
 )
 
@@ -243,12 +242,9 @@ def rule_direction(
     weights: ArrayLike | None = None,
     method: AbstractGradientMethod = ImplicitDiff(),
     x0: ArrayLike | None = None,
+    relaxation: Relaxation | None = None,
     throw: bool = True,
-    solver=None,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    t_max: float | None = None,
-    max_steps: int = MAX_STEPS,
+    **deprecated,
 ) -> tuple[Float[Array, ""], Float[Array, "n n"], FixedPoint]:
     r"""Relax the patterns and return the cost and a rule's update direction.
 
@@ -271,10 +267,10 @@ def rule_direction(
 
     - `method`: how $\nabla_W J$ flows through the fixed points (used by `DW1`),
         default [`neurodyn.ImplicitDiff`][].
-    - `x0`, `solver`, `rtol`, `atol`, `t_max`, `max_steps`: as for
-        [`neurodyn.relax`][].
-    - `throw`: raise if a relaxation did not settle; if False, check
-        `fixed_point.converged` yourself.
+    - `x0`, `relaxation`: as for [`neurodyn.relax`][] (the old keywords `solver=`,
+        `rtol=`, ... still work, deprecated).
+    - `throw`: raise if a relaxation did not settle (default); if False, the
+        failure is returned: check `fixed_point.converged` yourself.
 
     **Returns:** `(J, D, fixed_point)`.
     """
@@ -283,8 +279,7 @@ def rule_direction(
     )
     check_method(method)
     _check_rate_network(model)
-    check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation("rule_direction", relaxation, deprecated)
     I = jnp.atleast_2d(as_patterns("I", I, model.n_units))
     x0 = as_start(x0, I)
     if loss is None:  # the squared error on the output units: T is (P, N)

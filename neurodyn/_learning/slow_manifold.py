@@ -35,9 +35,15 @@ from jaxtyping import Array, Bool, Float, PyTree
 
 from .._dynamics import learning_velocities
 from .._models.base import AbstractNetwork
-from .._relax import as_relaxation, relax_patterns
+from .._relax import relax_patterns
 from .._results import RESULTS
-from .._solvers.base import MAX_STEPS, AbstractSteadyStateSolver
+from .._solvers.base import (
+    SLOW_KRYLOV_RTOL,
+    SLOW_LAYER_RTOL,
+    SLOW_MAX_KRYLOV,
+    AbstractSteadyStateSolver,
+    Relaxation,
+)
 from .._validation import as_count, as_number
 from .analog_method import AbstractAnalogMethod, Segment
 from .fast_solves import LINEAR_CHAIN, Solves, linear_solve
@@ -249,9 +255,9 @@ class SlowManifold(AbstractAnalogMethod):
     solver: diffrax.AbstractAdaptiveSolver = diffrax.Tsit5()
     steady_state: AbstractSteadyStateSolver | None = None
     implicit: bool = eqx.field(static=True, default=False)
-    krylov_rtol: float = 1e-3
+    krylov_rtol: float = SLOW_KRYLOV_RTOL
     slow_rtol: float | None = None
-    max_krylov: int = eqx.field(static=True, default=40)
+    max_krylov: int = eqx.field(static=True, default=SLOW_MAX_KRYLOV)
 
     def __check_init__(self):
         if as_count("order", self.order, minimum=0) > 1:
@@ -273,10 +279,8 @@ class SlowManifold(AbstractAnalogMethod):
         tiny = float(jnp.finfo(dtype).eps)
         r, a = max(rtol / 100, 50 * tiny), max(atol / 100, 5 * tiny)
         return Solves(
-            as_relaxation(self.steady_state, r, a, None, MAX_STEPS),
-            as_relaxation(
-                LINEAR_CHAIN, r, 5 * tiny, None, MAX_STEPS, attractors_only=False
-            ),
+            Relaxation(self.steady_state, rtol=r, atol=a),
+            Relaxation(LINEAR_CHAIN, rtol=r, atol=5 * tiny, attractors_only=False),
         )
 
     def slow_tolerances(self, rtol: float, atol: float) -> tuple[float, float]:
@@ -294,8 +298,8 @@ class SlowManifold(AbstractAnalogMethod):
             return None
         tiny = float(jnp.finfo(dtype).eps)
         inner = max(self.krylov_rtol / 10, 50 * tiny)
-        linear = as_relaxation(
-            LINEAR_CHAIN, inner, 5 * tiny, None, MAX_STEPS, attractors_only=False
+        linear = Relaxation(
+            LINEAR_CHAIN, rtol=inner, atol=5 * tiny, attractors_only=False
         )
         return GaussNewtonResolvent(
             solves.relaxation, linear, self.krylov_rtol, self.max_krylov
@@ -312,7 +316,7 @@ class SlowManifold(AbstractAnalogMethod):
         # The layer moves the weights by O(eps) of the whole change, so its
         # trajectory needs a relative accuracy of only about rtol / eps: a thousand
         # times the tolerances (at most 1e-3) serves eps <~ 1e-3.
-        loose = max(1.0, min(1e-3 / rtol, 1e3))
+        loose = max(1.0, min(SLOW_LAYER_RTOL / rtol, 1e3))
         in_layer = ts < t_layer
         first = full.integrate(
             params,

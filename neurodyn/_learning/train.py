@@ -20,14 +20,13 @@ from .._gradients import RecurrentBackprop, check_method, pattern_errors
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, batched, check_converged, initial_state
 from .._runs import model_config
-from .._solvers.base import ATOL, MAX_STEPS, RTOL
+from .._solvers.base import Relaxation
 from .._validation import (
     as_count,
     as_patterns,
     as_start,
     check_instance,
     check_network,
-    check_relaxation_options,
     check_same_batch,
 )
 from .checkpoint import (
@@ -167,14 +166,11 @@ def train(
     checkpoint_every: int = 100,
     resume: bool = False,
     progress: bool | None = None,
-    solver=None,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    t_max: float | None = None,
-    max_steps: int = MAX_STEPS,
+    relaxation: Relaxation | None = None,
     callback: Callable[[int, AbstractNetwork], bool | None] | None = None,
     rule: AbstractLearningRule | None = None,
     regularizer: JacobianPenalty | None = None,
+    **deprecated,
 ) -> TrainResult:
     r"""Learn fixed points by repeated relaxation and gradient steps.
 
@@ -211,7 +207,8 @@ def train(
         writes the checkpoints and every process reads them on resume.
     - `progress`: show a progress bar (it needs rich, the `cli` extra); default
         only on a terminal, and only if rich is installed.
-    - `solver`, `rtol`, `atol`, `t_max`, `max_steps`: as for [`neurodyn.relax`][].
+    - `relaxation`: a [`neurodyn.Relaxation`][], for every relaxation of the run
+        (the old keywords `solver=`, `rtol=`, ... still work, deprecated).
     - `callback`: called as `callback(k, model)` with the model after $k$ updates,
         for $k = 0, 1, \dots$; returning True stops the run there (the history ends
         at $k$, with NaN errors for patterns that no longer relax). E.g. a
@@ -265,8 +262,7 @@ def train(
         raise TypeError(
             f"`callback` must be a function callback(k, model), got {callback!r}."
         )
-    check_relaxation_options(rtol, atol, t_max, max_steps)
-    relaxation = as_relaxation(solver, rtol, atol, t_max, max_steps)
+    relaxation = as_relaxation("train", relaxation, deprecated)
     I = as_patterns("I", I, model.n_units)
     T = as_patterns("T", T, model.n_units).astype(I.dtype)
     check_same_batch(I, T)

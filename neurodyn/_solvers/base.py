@@ -15,6 +15,7 @@ whose rounding error is relative to $J$, not to $z$).
 import abc
 from collections.abc import Callable
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -23,15 +24,28 @@ from jaxtyping import Array, Bool, Float, Int, PyTree, Real
 from .._results import RESULTS
 
 
-# The relaxation defaults, defined here only: every public function that relaxes
-# takes `rtol`, `atol` and `max_steps` with these defaults; the analyses that
-# continue fixed points and integrate manifolds (stability, landscape) use the
-# tighter pair.
+# The defaults of every relaxation, defined here only (`Relaxation`'s defaults; the
+# analyses that continue fixed points and integrate manifolds, stability and
+# landscape, use the tighter pair). No other module writes a tolerance or a step
+# limit: they name one of these.
 RTOL = 1e-6
 ATOL = 1e-8
 MAX_STEPS = 65_536
 ANALYSIS_RTOL = 1e-8
 ANALYSIS_ATOL = 1e-10
+# Steps of the analog learning system's integration (`nd.analog_learning`): one run
+# spans many relaxation times.
+ANALOG_MAX_STEPS = 1_000_000
+# Adam steps per start of the fixed-point search (`nd.find_fixed_points`).
+SEARCH_STEPS = 1000
+# GMRES iterations per Newton step (`nd.NewtonKrylov`).
+KRYLOV_MAX_STEPS = 256
+# The relative tolerance and the most products of the conjugate-gradient solves of
+# the implicit slow integrator, and the loosest accuracy its initial layer needs
+# (`nd.SlowManifold`).
+SLOW_KRYLOV_RTOL = 1e-3
+SLOW_MAX_KRYLOV = 40
+SLOW_LAYER_RTOL = 1e-3
 
 # A state this many times larger than where it started has run away.
 _DIVERGENCE_FACTOR = 1e8
@@ -67,34 +81,59 @@ def rms(y: Array) -> Array:
 
 
 class Relaxation(eqx.Module):
-    """A steady-state solver with its tolerances and budget: what every relaxation
-    in neurodyn (forward, adjoint, learning, analysis) is handed.
+    r"""How steady states are found: the solver, its settled test and its budget.
 
-    - `strategy`: how the steady state is found, e.g. [`neurodyn.Anderson`][].
-    - `rtol`, `atol`: the settled test (module docstring).
-    - `t_max`: give up at this (pseudo-)time; default $1000\\,\\tau$.
-    - `max_steps`: give up after this many steps or iterations.
-    - `attractors_only`: a settled state counts only if the dynamics hold it:
-        every strategy ends with the stability certificate
-        (`neurodyn._solvers.certificate`), which turns an unstable fixed point into
-        `RESULTS.unstable`. False finds unstable fixed points on purpose
-        (continuation, stability analysis). The adjoint of a stable fixed point is a
-        linear system with one, stable, fixed point and skips the check.
+    Every public function that relaxes takes one, as `relaxation=`, and uses it for
+    every relaxation it does (forward and adjoint, learning, analysis): e.g.
+    `nd.relax(model, I, relaxation=nd.Relaxation(nd.Anderson(), rtol=1e-8))`.
+    The default, `None`, means `nd.Relaxation()` (docs/settings.md).
     """
 
-    strategy: "AbstractSteadyStateSolver"
-    rtol: float = eqx.field(static=True, default=RTOL)
-    atol: float = eqx.field(static=True, default=ATOL)
-    t_max: float | None = eqx.field(static=True, default=None)
-    max_steps: int = eqx.field(static=True, default=MAX_STEPS)
-    attractors_only: bool = eqx.field(static=True, default=True)
+    solver: "AbstractSteadyStateSolver"
+    rtol: float = eqx.field(static=True)
+    atol: float = eqx.field(static=True)
+    t_max: float | None = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    attractors_only: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        solver: "AbstractSteadyStateSolver | diffrax.AbstractSolver | None" = None,
+        *,
+        rtol: float = RTOL,
+        atol: float = ATOL,
+        t_max: float | None = None,
+        max_steps: int = MAX_STEPS,
+        attractors_only: bool = True,
+    ):
+        from .._validation import check_relaxation_options
+        from .fallback import default_solver
+        from .ode import ODERelaxation
+
+        if solver is None:
+            solver = default_solver()
+        elif isinstance(solver, diffrax.AbstractSolver):
+            solver = ODERelaxation(solver)
+        elif not isinstance(solver, AbstractSteadyStateSolver):
+            raise ValueError(
+                "`solver` must be a steady-state solver (`nd.Anderson()`, "
+                "`nd.FixedPointIteration()`, `nd.NewtonKrylov()`, "
+                "`nd.ODERelaxation()`, `nd.Fallback(...)`) or a diffrax solver such "
+                f"as `diffrax.Tsit5()`, got {solver!r}."
+            )
+        if not isinstance(attractors_only, bool):
+            raise ValueError(
+                f"`attractors_only` must be True or False, got {attractors_only!r}."
+            )
+        check_relaxation_options(rtol, atol, t_max, max_steps)
+        self.solver = solver
+        self.rtol = rtol
+        self.atol = atol
+        self.t_max = t_max
+        self.max_steps = max_steps
+        self.attractors_only = attractors_only
 
     def __check_init__(self):
-        if not isinstance(self.strategy, AbstractSteadyStateSolver):
-            raise ValueError(
-                "`strategy` must be a steady-state solver such as `nd.Anderson()` or "
-                f"`nd.ODERelaxation()`, got {self.strategy!r}."
-            )
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if not value > 0:
@@ -131,8 +170,8 @@ class Relaxation(eqx.Module):
             return lambda y: field(y.astype(y0.dtype)).astype(y.dtype)
 
         if y0.ndim == 1:
-            return self.strategy.solve(self, typed(args), y0, tau, scale)
-        return self.strategy.solve_batch(self, typed, y0, args, tau, scale)
+            return self.solver.solve(self, typed(args), y0, tau, scale)
+        return self.solver.solve_batch(self, typed, y0, args, tau, scale)
 
     def classify(
         self,
@@ -189,3 +228,29 @@ class AbstractSteadyStateSolver(eqx.Module):
         return jax.vmap(
             lambda y, a, s: self.solve(relaxation, make_field(a), y, tau, s)
         )(y0, args, scale)
+
+
+Relaxation.__init__.__doc__ = r"""**Arguments:**
+
+- `solver`: how the steady state is found: [`neurodyn.Anderson`][],
+    [`neurodyn.FixedPointIteration`][], [`neurodyn.NewtonKrylov`][],
+    [`neurodyn.ODERelaxation`][] (the dynamics themselves), or a
+    [`neurodyn.Fallback`][] chain of them; a diffrax solver such as
+    `diffrax.Kvaerno5()` means the ODE relaxation with it. Default (None)
+    `Fallback(FixedPointIteration(patience=5), Anderson(), ODERelaxation())`: fast,
+    and safe wherever the fixed point is stable (docs/solvers.md says when to pick
+    which).
+- `rtol`, `atol`: the settled test $\|F(x) - x\| < \mathrm{atol} +
+    \mathrm{rtol}\,\|x\|$ (RMS norms, divided by $\tau$), the same for every
+    solver; the ODE's step-size controller runs at a tenth of them. Defaults
+    $10^{-6}$ and $10^{-8}$.
+- `t_max`: give up at this (pseudo-)time; default $1000\,\tau$.
+- `max_steps`: give up after this many solver steps or iterations; default 65 536.
+- `attractors_only`: a settled state counts only if the dynamics hold it: the
+    stability certificate (a few Arnoldi steps on $(-1 + \partial F/\partial
+    x)/\tau$ from a random probe, docs/solvers.md) turns an unstable fixed point
+    into `RESULTS.unstable`. False accepts unstable fixed points, for continuation
+    or stability analysis (e.g. with `nd.NewtonKrylov()`). The adjoint of a stable
+    fixed point is a linear system with one, stable, fixed point and skips the
+    check.
+"""

@@ -5,7 +5,7 @@ import lineax as lx
 import optimistix as optx
 
 from .._validation import as_count
-from .base import AbstractSteadyStateSolver, Outcome
+from .base import KRYLOV_MAX_STEPS, AbstractSteadyStateSolver, Outcome
 from .certificate import certify
 
 
@@ -28,7 +28,7 @@ class NewtonKrylov(AbstractSteadyStateSolver):
     """
 
     restart: int = eqx.field(static=True, default=20)
-    krylov_max_steps: int = eqx.field(static=True, default=256)
+    krylov_max_steps: int = eqx.field(static=True, default=KRYLOV_MAX_STEPS)
 
     def __check_init__(self):
         as_count("restart", self.restart)
