@@ -25,7 +25,7 @@ def _explicit_drive(net, x, I):
 def test_fixed_point_equation_holds(cls):
     net = random_network(cls)
     I, _ = random_patterns()
-    fp = nd.relax(net, I, **TIGHT)
+    fp = nd.relax(net, I, relaxation=nd.Relaxation(**TIGHT))
     assert fp.x.shape == I.shape
     assert np.all(fp.converged)
     x = np.asarray(fp.x)
@@ -39,9 +39,9 @@ def test_default_start_is_half_and_x0_is_used():
     here (weights are small); the start shows in the relaxation time."""
     net = random_network(nd.FirstOrderNetwork, scale=0.3)
     I, _ = random_patterns()
-    a = nd.relax(net, I[0], **TIGHT)
-    b = nd.relax(net, I[0], x0=jnp.full(6, 0.5), **TIGHT)
-    c = nd.relax(net, I[0], x0=jnp.full(6, 5.0), **TIGHT)
+    a = nd.relax(net, I[0], relaxation=nd.Relaxation(**TIGHT))
+    b = nd.relax(net, I[0], x0=jnp.full(6, 0.5), relaxation=nd.Relaxation(**TIGHT))
+    c = nd.relax(net, I[0], x0=jnp.full(6, 5.0), relaxation=nd.Relaxation(**TIGHT))
     assert np.array_equal(np.asarray(a.x), np.asarray(b.x))
     assert np.allclose(np.asarray(a.x), np.asarray(c.x), atol=1e-10)
     assert float(c.t) > float(a.t)
@@ -50,8 +50,12 @@ def test_default_start_is_half_and_x0_is_used():
 def test_stiff_solver_agrees():
     net = random_network(nd.FirstOrderNetwork)
     I, _ = random_patterns()
-    ref = nd.relax(net, I, **TIGHT)
-    stiff = nd.relax(net, I, solver=diffrax.Kvaerno5(), **TIGHT)
+    ref = nd.relax(net, I, relaxation=nd.Relaxation(**TIGHT))
+    stiff = nd.relax(
+        net,
+        I,
+        relaxation=nd.Relaxation(diffrax.Kvaerno5(), **TIGHT),
+    )
     assert np.all(stiff.converged)
     assert np.allclose(np.asarray(stiff.x), np.asarray(ref.x), atol=1e-10)
 
@@ -132,7 +136,7 @@ def test_symmetric_start_reports_the_unstable_fixed_point(solver):
     settles there. The dynamics cannot hold it (eigenvalues 1.5 +- 4.33i, NumPy):
     the stability certificate reports `unstable`, never `converged`."""
     ring, I = _ring()
-    fp = nd.relax(ring, I, solver=solver)
+    fp = nd.relax(ring, I, relaxation=nd.Relaxation(solver))
     assert fp.result == nd.RESULTS.unstable
     assert not bool(fp.converged)
     assert float(fp.residual) < 1e-6  # a fixed point indeed
@@ -140,19 +144,24 @@ def test_symmetric_start_reports_the_unstable_fixed_point(solver):
     eigenvalues = _ring_eigenvalues(ring, fp.x, I)
     assert np.allclose(np.sort(eigenvalues.real), [-6, 1.5, 1.5], atol=1e-5)
     with pytest.raises(Exception, match="The fixed point is unstable"):
-        nd.relax(ring, I, solver=solver, throw=True)
+        nd.relax(ring, I, relaxation=nd.Relaxation(solver), throw=True)
 
 
 def test_unstable_fixed_points_on_request():
     """`attractors_only=False` (continuation, stability analysis) accepts the ring's
     unstable fixed point, from the symmetric start or by Newton from elsewhere."""
     ring, I = _ring()
-    fp = nd.relax(ring, I, attractors_only=False)
+    fp = nd.relax(ring, I, relaxation=nd.Relaxation(attractors_only=False))
     assert bool(fp.converged) and float(fp.residual) < 1e-6
     x0 = jnp.array([0.05, -0.02, 0.01])
-    newton = dict(x0=x0, solver=nd.NewtonKrylov())
-    assert nd.relax(ring, I, **newton).result == nd.RESULTS.unstable
-    found = nd.relax(ring, I, attractors_only=False, **newton)
+    newton = nd.NewtonKrylov()
+    assert (
+        nd.relax(ring, I, x0=x0, relaxation=nd.Relaxation(newton)).result
+        == nd.RESULTS.unstable
+    )
+    found = nd.relax(
+        ring, I, x0=x0, relaxation=nd.Relaxation(newton, attractors_only=False)
+    )
     assert bool(found.converged)
     assert np.allclose(np.asarray(found.x), 0, atol=1e-6)
 
@@ -182,7 +191,8 @@ def test_adjoint_failure_at_an_unstable_fixed_point():
     there: only the certificate stands between it and a gradient."""
     ring, I = _ring()
     T, x0 = jnp.array([0.3, 0.2, 0.1]), jnp.zeros(3)
-    options = dict(x0=x0, solver=nd.ODERelaxation(), attractors_only=False)
+    unchecked = nd.Relaxation(nd.ODERelaxation(), attractors_only=False)
+    options = dict(x0=x0, relaxation=unchecked)
     assert bool(nd.relax(ring, I, **options).converged)
     with pytest.raises(Exception, match="adjoint"):
         nd.value_and_grad(ring, I, T, **options)

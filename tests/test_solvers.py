@@ -65,7 +65,7 @@ def reference(kind):
     """The network, patterns, and the NumPy reference: x* to rounding and dE/dW by
     a dense adjoint solve (`numpy_reference`)."""
     net, I, T = regime(kind)
-    x = nd.relax(net, I, solver=nd.ODERelaxation(), **TIGHT).x
+    x = nd.relax(net, I, relaxation=nd.Relaxation(nd.ODERelaxation(), **TIGHT)).x
     x, g = numpy_reference(*(np.asarray(a) for a in (net.weights, I, T, x)))
     return kind, net, I, T, jnp.asarray(x), jnp.asarray(g)
 
@@ -106,7 +106,7 @@ SOLVERS = {
 @pytest.mark.parametrize("name", SOLVERS)
 def test_solver_reaches_the_reference(problem, name):
     _, net, I, T, x_ref, g_ref = problem
-    fp = nd.relax(net, I, solver=SOLVERS[name], **TIGHT)
+    fp = nd.relax(net, I, relaxation=nd.Relaxation(SOLVERS[name], **TIGHT))
     assert bool(jnp.all(fp.converged)), fp.result
     assert float(jnp.max(jnp.abs(fp.x - x_ref))) <= 1e-10
 
@@ -119,13 +119,15 @@ def test_solver_reaches_the_reference(problem, name):
 )
 def test_solver_gives_the_reference_gradient(kind, name):
     _, net, I, T, _, g_ref = reference(kind)
-    _, g = nd.value_and_grad(net, I, T, solver=SOLVERS[name], **TIGHT)
+    _, g = nd.value_and_grad(
+        net, I, T, relaxation=nd.Relaxation(SOLVERS[name], **TIGHT)
+    )
     assert relative_error(g.weights, g_ref) <= 1e-8
 
 
 def test_plain_iteration_fails_only_where_not_contracting(problem):
     kind, net, I, *_ = problem
-    fp = nd.relax(net, I, solver=nd.FixedPointIteration(), **TIGHT)
+    fp = nd.relax(net, I, relaxation=nd.Relaxation(nd.FixedPointIteration(), **TIGHT))
     assert bool(jnp.all(fp.converged)) == (kind == "contracting")
 
 
@@ -133,12 +135,16 @@ def test_fallback_rescues_a_failed_iteration(problem):
     """Plain iteration backed by the ODE: where the iteration fails, the ODE settles
     every pattern and both solvers' steps are counted."""
     kind, net, I, _, x_ref, _ = problem
-    plain = nd.relax(net, I, solver=nd.FixedPointIteration(), **TIGHT)
+    plain = nd.relax(
+        net, I, relaxation=nd.Relaxation(nd.FixedPointIteration(), **TIGHT)
+    )
     rescue = nd.Fallback(nd.FixedPointIteration(), nd.ODERelaxation())
-    one = nd.relax(net, I[0], solver=rescue, **TIGHT)  # a single pattern
+    one = nd.relax(
+        net, I[0], relaxation=nd.Relaxation(rescue, **TIGHT)
+    )  # a single pattern
     assert bool(one.converged)
     assert float(jnp.max(jnp.abs(one.x - x_ref[0]))) <= 1e-10
-    fp = nd.relax(net, I, solver=rescue, **TIGHT)
+    fp = nd.relax(net, I, relaxation=nd.Relaxation(rescue, **TIGHT))
     assert bool(jnp.all(fp.converged))
     assert float(jnp.max(jnp.abs(fp.x - x_ref))) <= 1e-10
     if kind == "not contracting":
@@ -156,9 +162,11 @@ def test_anderson_refuses_an_unstable_fixed_point():
     ODE, which keeps moving (not converged)."""
     ring, I = _ring()
     x0 = jnp.array([0.5, 0.4, 0.3])
-    found = nd.relax(ring, I, x0=x0, solver=nd.Anderson(), attractors_only=False)
+    found = nd.relax(
+        ring, I, x0=x0, relaxation=nd.Relaxation(nd.Anderson(), attractors_only=False)
+    )
     assert bool(found.converged) and float(found.residual) < 1e-6
-    checked = nd.relax(ring, I, x0=x0, solver=nd.Anderson())
+    checked = nd.relax(ring, I, x0=x0, relaxation=nd.Relaxation(nd.Anderson()))
     assert checked.result == nd.RESULTS.unstable
     assert nd.relax(ring, I, x0=x0).result == nd.RESULTS.not_converged
 
@@ -195,7 +203,9 @@ def test_certificate_margin_is_the_horizon():
         (-1e-3, 1e6, False),
     ]:
         net = nd.FirstOrderNetwork(jnp.array([[1.0 + rate]]), activation=identity)
-        fp = nd.relax(net, jnp.ones(1), solver=nd.NewtonKrylov(), t_max=t_max)
+        fp = nd.relax(
+            net, jnp.ones(1), relaxation=nd.Relaxation(nd.NewtonKrylov(), t_max=t_max)
+        )
         assert float(fp.residual) < 1e-8
         assert (fp.result == nd.RESULTS.unstable) == flagged, (rate, t_max)
         assert bool(fp.converged) != flagged
@@ -205,11 +215,17 @@ def test_unrolled_bptt_needs_the_ode():
     """With the default chain, UnrolledBPTT differentiates its last solver, the
     ODE; another strategy is refused."""
     _, net, I, T, _, g_ref = reference("contracting")
-    _, g = nd.value_and_grad(net, I, T, method=nd.UnrolledBPTT(), **TIGHT)
+    _, g = nd.value_and_grad(
+        net, I, T, method=nd.UnrolledBPTT(), relaxation=nd.Relaxation(**TIGHT)
+    )
     assert relative_error(g.weights, g_ref) <= 1e-8
     with pytest.raises(ValueError, match="ODERelaxation"):
         nd.value_and_grad(
-            net, I, T, method=nd.UnrolledBPTT(), solver=nd.Anderson(), **TIGHT
+            net,
+            I,
+            T,
+            method=nd.UnrolledBPTT(),
+            relaxation=nd.Relaxation(nd.Anderson(), **TIGHT),
         )
 
 
@@ -231,4 +247,4 @@ def test_bad_solver_settings(make, match):
 
 def test_a_solver_must_be_a_strategy_or_a_diffrax_solver():
     with pytest.raises(Exception, match="solver"):  # ValueError, or beartype's
-        nd.relax(nd.FirstOrderNetwork(jnp.eye(2)), jnp.ones(2), solver=1)
+        nd.Relaxation(1)
