@@ -20,7 +20,7 @@ from .helpers import (
 )
 
 
-TIGHT_RELAX = dict(rtol=1e-11, atol=1e-13)
+TIGHT_RELAX = dict(relaxation=nd.Relaxation(rtol=1e-11, atol=1e-13))
 
 
 @pytest.fixture(scope="module", params=NETWORK_CLASSES, ids=lambda c: c.__name__)

@@ -148,6 +148,9 @@ def test_train_config_errors(tmp_path, capsys, change, message):
     assert not (tmp_path / "r" / "metrics.json").exists()
 
 
+# Resuming to the uninterrupted run is guarded in the default tier by
+# test_faults.py (a crash at every file operation); this is the whole CLI round trip.
+@pytest.mark.slow
 def test_train_and_resume_from_the_command_line(tmp_path):
     config = tmp_path / "run.json"
     config.write_text(json.dumps(XOR_CONFIG))

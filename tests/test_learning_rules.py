@@ -25,7 +25,7 @@ from .helpers import (
 N = 6
 BETAS = np.array([1e-1, 3e-2, 1e-2, 3e-3, 1e-3])
 # Anderson alone compiles in two thirds of the time of the default fallback chain.
-TIGHT = dict(TIGHT, solver=nd.Anderson())
+TIGHT = dict(relaxation=nd.Relaxation(nd.Anderson(), **TIGHT))
 
 
 def energy_network(seed=0, scale=1.5):

@@ -7,7 +7,6 @@ One 3-unit network and one 3-unit memory serve every test: compile time dominate
 
 import pathlib
 import re
-import warnings
 
 import diffrax
 import equinox as eqx
@@ -84,12 +83,22 @@ def _close(a, b):
     )
 
 
-@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+# One helper turns the old keywords into a Relaxation for every entry point: two of
+# them in the default tier, the rest in the slow one. (That `relaxation=` reaches no
+# deprecated spelling further down is checked by every test: pyproject.toml makes
+# the warning an error.)
+@pytest.mark.parametrize(
+    "name",
+    [
+        n
+        if n in ("relax", "value_and_grad")
+        else pytest.param(n, marks=pytest.mark.slow)
+        for n in sorted(ENTRY_POINTS)
+    ],
+)
 def test_old_keywords_warn_and_give_the_same_answer(name):
     call = ENTRY_POINTS[name]
-    with warnings.catch_warnings():  # the new spelling, all the way down
-        warnings.filterwarnings("error", ".*is deprecated; write", DeprecationWarning)
-        new = call(relaxation=NEW)
+    new = call(relaxation=NEW)
     prefix = re.escape(f"{name}(") + r".*" + re.escape(" is deprecated; write ")
     wanted = prefix + re.escape(f"{name}(relaxation=nd.Relaxation(solver=nd.Anderson(")
     with pytest.warns(DeprecationWarning, match=wanted):
@@ -149,7 +158,10 @@ def test_deprecation_says_exactly_what_to_write():
         "relax(rtol=1e-07) is deprecated; write "
         "relax(relaxation=nd.Relaxation(rtol=1e-07))."
     )
-    # a function with its own defaults names them in the replacement
+
+
+@pytest.mark.slow  # a stability_along of its own: one more compilation
+def test_deprecation_names_a_functions_own_defaults():
     with pytest.warns(DeprecationWarning) as record:
         nd.stability_along(STACK, I, rtol=1e-9)
     assert str(record[0].message).startswith(
