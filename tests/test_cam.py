@@ -153,7 +153,13 @@ def test_jacobian_norm_with_targets_is_the_masters():
     cam, I, T = random_memory()
     key, probes = jr.key(5), 4
     value = nd.jacobian_norm(
-        cam, I, T, key=key, probes=probes, x0=nd.memory_start(cam, T), **TIGHT
+        cam,
+        I,
+        T,
+        key=key,
+        probes=probes,
+        x0=nd.memory_start(cam, T),
+        relaxation=RELAXATION,
     )
     z = master_fixed_points(cam, I, T)
     expected = 0.0
@@ -170,7 +176,12 @@ def trained():
     I = jnp.zeros_like(T)
     # Anderson alone: a third of the default chain's compile (E < 1e-3 from update 30)
     result = nd.train(
-        cam, I, T, optimizer=optax.sgd(3.0), steps=60, solver=nd.Anderson()
+        cam,
+        I,
+        T,
+        optimizer=optax.sgd(3.0),
+        steps=60,
+        relaxation=nd.Relaxation(nd.Anderson()),
     )
     return result.model, I, T, result.history
 

@@ -139,7 +139,9 @@ def test_stiff_solver_gradient():
     net = random_network(nd.FirstOrderNetwork)
     I, T = random_patterns()
     _, ref = nd.value_and_grad(net, I, T, method=nd.ImplicitDiff(), **QUICK)
-    _, g = nd.value_and_grad(net, I, T, solver=diffrax.Kvaerno5(), **TIGHT)
+    _, g = nd.value_and_grad(
+        net, I, T, relaxation=nd.Relaxation(diffrax.Kvaerno5(), **TIGHT)
+    )
     assert relative_error(g.weights, ref.weights) <= 1e-6
 
 

@@ -63,14 +63,18 @@ def test_hessian_of_every_float_leaf_matches_finite_differences(build):
     model, I, T, x0 = build()
     params, static = eqx.partition(model, eqx.is_inexact_array)
     theta, unravel = ravel_pytree(params)
-    H = nd.hessian(model, I, T, wrt=every_float, x0=x0, **TIGHT)
+    H = nd.hessian(
+        model, I, T, wrt=every_float, x0=x0, relaxation=nd.Relaxation(**TIGHT)
+    )
     H = as_matrix(H, params)
     assert H.shape == (theta.size, theta.size)
     assert np.allclose(H, H.T, atol=1e-10 * np.abs(H).max())
 
     def gradient(t):
         m = eqx.combine(unravel(t), static)
-        _, g = nd.value_and_grad(m, I, T, method=nd.ImplicitDiff(), x0=x0, **TIGHT)
+        _, g = nd.value_and_grad(
+            m, I, T, method=nd.ImplicitDiff(), x0=x0, relaxation=nd.Relaxation(**TIGHT)
+        )
         return ravel_pytree(eqx.filter(g, eqx.is_inexact_array))[0]
 
     rng = np.random.default_rng(0)
@@ -80,7 +84,13 @@ def test_hessian_of_every_float_leaf_matches_finite_differences(build):
         fd = (gradient(theta + eps * v) - gradient(theta - eps * v)) / (2 * eps)
         assert relative_error(H @ v, fd) <= 1e-6
         Hv = nd.hessian_vector_product(
-            model, I, T, unravel(v), wrt=every_float, x0=x0, **TIGHT
+            model,
+            I,
+            T,
+            unravel(v),
+            wrt=every_float,
+            x0=x0,
+            relaxation=nd.Relaxation(**TIGHT),
         )
         assert relative_error(ravel_pytree(Hv)[0], H @ v) <= 1e-10
 

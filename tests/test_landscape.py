@@ -219,8 +219,9 @@ def test_relaxing_from_a_saddles_unstable_manifold_reaches_an_attractor(hopfield
         net,
         np.zeros((len(starts), 4)),
         x0=np.stack(starts),
-        solver=nd.FixedPointIteration(damping=0.2, patience=1000),
-        rtol=1e-10,
+        relaxation=nd.Relaxation(
+            nd.FixedPointIteration(damping=0.2, patience=1000), rtol=1e-10
+        ),
     )
     assert np.all(np.asarray(fp.converged))
     ends = matched_any(np.asarray(fp.x), x[found.attractors])
@@ -399,7 +400,9 @@ def test_trained_cam_figure1_landscape():
     saddles = np.flatnonzero(found.saddles & (np.asarray(found.n_unstable) == 1))
     v = np.stack([np.asarray(found.unstable_directions(int(i)))[:, 0] for i in saddles])
     x0 = np.concatenate([x[saddles] + 1e-3 * v, x[saddles] - 1e-3 * v])
-    fp = nd.relax(trained, np.zeros_like(x0), x0=x0, rtol=1e-10)
+    fp = nd.relax(
+        trained, np.zeros_like(x0), x0=x0, relaxation=nd.Relaxation(rtol=1e-10)
+    )
     assert np.all(np.asarray(fp.converged))
     matched_any(np.asarray(fp.x), attractors)
     # Each saddle with one unstable direction joins two different memories.

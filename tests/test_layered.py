@@ -206,7 +206,7 @@ def test_semi_gradient_is_exact_without_recurrence(two_layers):
         T,
         method=nd.SemiGradient(net.feedforward_connections),
         x0=I,
-        **TIGHT,
+        relaxation=nd.Relaxation(**TIGHT),
     )[1]
     assert relative_error(flat_grads(semi), flat_grads(exact)) <= 1e-12
 

@@ -10,7 +10,7 @@ from .helpers import TIGHT, random_network, random_patterns
 def test_trajectories_end_at_the_fixed_points():
     net = random_network(nd.FirstOrderNetwork)
     I, T = random_patterns()
-    fp = nd.relax(net, I, **TIGHT)
+    fp = nd.relax(net, I, relaxation=nd.Relaxation(**TIGHT))
     ts = jnp.linspace(0.0, 60.0, 7)
     xs = nd.trajectory(net, I, ts, **TIGHT)
     assert xs.shape == (3, 7, 6)

@@ -120,5 +120,5 @@ def test_structural_zeros_never_reach_the_drive():
 
 
 def test_kvaerno_is_accepted():
-    fp = nd.relax(_net(), np.zeros(4), solver=diffrax.Kvaerno5())
+    fp = nd.relax(_net(), np.zeros(4), relaxation=nd.Relaxation(diffrax.Kvaerno5()))
     assert bool(fp.converged)
