@@ -188,12 +188,13 @@ def finite_differences(problem):
     return numpy_gradients(net, I, T)
 
 
-# UnrolledBPTT against NumPy in the slow tier (test_gradients checks it against
-# finite differences of the library's own relaxation in the default tier).
+# RecurrentBackprop against NumPy in the default tier; ImplicitDiff and UnrolledBPTT
+# in the slow tier (test_gradients checks both against finite differences of the
+# library's own relaxation in the default tier).
 @pytest.mark.parametrize(
     "method",
     [
-        m if not isinstance(m, nd.UnrolledBPTT) else pytest.param(m, marks=SLOW)
+        m if isinstance(m, nd.RecurrentBackprop) else pytest.param(m, marks=SLOW)
         for m in METHODS
     ],
     ids=lambda m: type(m).__name__,

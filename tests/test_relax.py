@@ -77,8 +77,15 @@ def test_limit_cycle_is_reported_not_converged():
         nd.relax(ring, I, x0=jnp.array([0.5, 0.4, 0.3]), throw=True)
 
 
+# Every method's refusal at an unstable fixed point is in the default tier (below);
+# at a limit cycle, RecurrentBackprop's there and the others' in the slow tier.
 @pytest.mark.parametrize(
-    "method", ["RecurrentBackprop", "ImplicitDiff", "UnrolledBPTT"]
+    "method",
+    [
+        "RecurrentBackprop",
+        pytest.param("ImplicitDiff", marks=pytest.mark.slow),
+        pytest.param("UnrolledBPTT", marks=pytest.mark.slow),
+    ],
 )
 def test_limit_cycle_gradient_raises(method):
     ring, I = _ring()
@@ -180,6 +187,12 @@ def test_learning_at_an_unstable_fixed_point_raises():
     T = jnp.full(3, 0.5)
     with pytest.raises(Exception, match="The fixed point is unstable"):
         nd.train(ring, I, T, optimizer=optax.sgd(0.1), steps=2)
+
+
+@pytest.mark.slow  # the coupled system's own compilation
+def test_analog_learning_at_an_unstable_fixed_point_raises():
+    ring, I = _ring()
+    T = jnp.full(3, 0.5)
     with pytest.raises(Exception, match="The fixed point is unstable"):
         nd.analog_learning(ring, I, T, eta=0.1, t1=1.0, saveat=jnp.array([0.0, 1.0]))
 

@@ -112,8 +112,15 @@ def test_solver_reaches_the_reference(problem, name):
 
 
 # The gradient (RecurrentBackprop: its adjoint relaxes with the same strategy) with
-# every strategy on the harder network; on the contracting one in the slow tier.
-@pytest.mark.parametrize("name", SOLVERS)
+# the default chain and the ODE on the harder network in the default tier; every
+# other strategy, and the contracting network, in the slow tier.
+@pytest.mark.parametrize(
+    "name",
+    [
+        n if n in ("default", "ode") else pytest.param(n, marks=pytest.mark.slow)
+        for n in SOLVERS
+    ],
+)
 @pytest.mark.parametrize(
     "kind", [pytest.param("contracting", marks=pytest.mark.slow), "not contracting"]
 )

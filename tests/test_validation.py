@@ -119,6 +119,7 @@ def test_structural_zeros_never_reach_the_drive():
     assert np.array_equal(np.asarray(a.drive(x, x)), np.asarray(b.drive(x, x)))
 
 
+@pytest.mark.slow  # test_relax.py's stiff-solver test compiles Kvaerno5 already
 def test_kvaerno_is_accepted():
     fp = nd.relax(_net(), np.zeros(4), relaxation=nd.Relaxation(diffrax.Kvaerno5()))
     assert bool(fp.converged)
