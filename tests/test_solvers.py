@@ -218,14 +218,19 @@ def test_certificate_margin_is_the_horizon():
         assert bool(fp.converged) != flagged
 
 
-def test_unrolled_bptt_needs_the_ode():
+@pytest.mark.slow  # UnrolledBPTT through the whole default chain: its own compilation
+def test_unrolled_bptt_differentiates_the_chains_ode():
     """With the default chain, UnrolledBPTT differentiates its last solver, the
-    ODE; another strategy is refused."""
+    ODE."""
     _, net, I, T, _, g_ref = reference("contracting")
     _, g = nd.value_and_grad(
         net, I, T, method=nd.UnrolledBPTT(), relaxation=nd.Relaxation(**TIGHT)
     )
     assert relative_error(g.weights, g_ref) <= 1e-8
+
+
+def test_unrolled_bptt_refuses_another_strategy():
+    _, net, I, T, _, _ = reference("contracting")
     with pytest.raises(ValueError, match="ODERelaxation"):
         nd.value_and_grad(
             net,
