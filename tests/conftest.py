@@ -46,23 +46,26 @@ def getkey():
     return _getkey
 
 
-# Modules by their measured share of the default tier, largest first (seconds, cold
-# compilation cache, 2 December 2026). `make test` hands whole modules to its two
-# workers in collection order (`--dist loadscope --no-loadscope-reorder`); starting
-# with the longest leaves the short ones to even out the workers' loads at the end.
+# Modules by their measured share of the default tier, largest first (seconds of
+# test durations, cold compilation cache, 3 December 2026). `make test` hands whole
+# modules to its two workers in collection order (`--dist loadscope
+# --no-loadscope-reorder`); starting with the longest leaves the short ones to even
+# out the workers' loads at the end.
 LONGEST_FIRST = (
-    "test_relax",  # 73
-    "test_solvers",  # 60
-    "test_oracles",  # 39
-    "test_analog",  # 34
-    "test_analysis",  # 33
+    "test_relax",  # 77
+    "test_analysis",  # 47
+    "test_solvers",  # 44
+    "test_analog",  # 41
+    "test_oracles",  # 37
+    "test_gradients",  # 32
     "test_layered",  # 31
-    "test_gradients",  # 29
-    "test_zhu_rosenbaum",  # 28
-    "test_cam",  # 27
-    "test_learning_rules",  # 24
-    "test_docs",  # 22
-    "test_faults",  # 21
+    "test_settings",  # 30
+    "test_cam",  # 30
+    "test_zhu_rosenbaum",  # 29
+    "test_learning_rules",  # 25
+    "test_faults",  # 23
+    "test_bad_input",  # 21
+    "test_docs",  # 20
 )
 
 
