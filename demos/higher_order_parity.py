@@ -44,6 +44,7 @@ MARGIN = 0.3  # "solved": every output on its target's side of 0.5 by this much
 # the adjoint residual -z + A^T z + J (~ eps |J|) when |z| << |J|: a batched adjoint
 # relaxation can then miss the steady-state event and report non-convergence.
 TOLERANCES = {"rtol": 1e-6, "atol": 1e-6}
+RELAX = dict(relaxation=nd.Relaxation(**TOLERANCES))
 
 
 def parity_patterns(bits: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -100,7 +101,7 @@ def train_in_chunks(net, I, T, steps: int) -> tuple[nd.HigherOrderNetwork, dict]
     while done < steps:
         n = min(CHUNK, steps - done)
         try:
-            result = nd.train(net, I, T, optimizer=optimizer, steps=n, **TOLERANCES)
+            result = nd.train(net, I, T, optimizer=optimizer, steps=n, **RELAX)
         except eqx.EquinoxRuntimeError as error:
             reason = str(error).split("\n")
             failed_at = {
@@ -116,7 +117,7 @@ def train_in_chunks(net, I, T, steps: int) -> tuple[nd.HigherOrderNetwork, dict]
 
 def outcome(net, I, T) -> dict:
     """The output unit at the fixed points and how well it separates the classes."""
-    fp = nd.relax(net, I, throw=True, **TOLERANCES)
+    fp = nd.relax(net, I, throw=True, **RELAX)
     x = np.asarray(fp.x[:, -1])
     t = T[:, -1]
     margins = np.where(t > 0.5, x - 0.5, 0.5 - x)
