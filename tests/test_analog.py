@@ -461,7 +461,11 @@ def test_gauss_newton_product_is_the_squared_output_sensitivity(problem):
     u, v = (jnp.asarray(rng.normal(size=net.weights.shape)) for _ in range(2))
 
     def relax(w):
-        return nd.relax(eqx.tree_at(lambda m: m.weights, net, w), I, **TIGHT_RUN).x
+        return nd.relax(
+            eqx.tree_at(lambda m: m.weights, net, w),
+            I,
+            relaxation=nd.Relaxation(**TIGHT_RUN),
+        ).x
 
     delta = 1e-5
 
@@ -472,7 +476,7 @@ def test_gauss_newton_product_is_the_squared_output_sensitivity(problem):
     want = np.sum(output_sensitivity(u) * output_sensitivity(v))
     method = nd.SlowManifold(implicit=True, krylov_rtol=1e-10)
     solves = method.solves(I.dtype, 1e-10, 1e-12)
-    x = nd.relax(net, I, **TIGHT_RUN).x
+    x = nd.relax(net, I, relaxation=nd.Relaxation(**TIGHT_RUN)).x
     linear = method.resolvent(solves, I.dtype).linear
     product = _gauss_newton_product(net, x, I, T, linear)
     as_params = lambda w: eqx.tree_at(  # noqa: E731
@@ -501,7 +505,7 @@ def test_implicit_slow_integrator_is_second_order_on_a_network(problem):
     method = nd.SlowManifold(order=0, implicit=True, krylov_rtol=1e-10)
     solves = method.solves(I.dtype, 1e-10, 1e-12)
     params, static = eqx.partition(net, eqx.is_inexact_array)
-    x = nd.relax(net, I, **TIGHT_RUN).x
+    x = nd.relax(net, I, relaxation=nd.Relaxation(**TIGHT_RUN)).x
     term = LinearisedTerm(slow_field, method.resolvent(solves, I.dtype))
 
     @jax.jit
