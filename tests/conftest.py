@@ -72,3 +72,15 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
+
+
+def pytest_sessionfinish(session):
+    """Under `make coverage`, save this process's line data as soon as its tests are
+    done: pytest-xdist gives a worker 10 s to exit before it kills it, and a worker
+    that holds gigabytes of compiled programs can take longer, which lost the data
+    it would have saved at exit (one worker's modules read 42-64% covered)."""
+    import coverage
+
+    measuring = coverage.Coverage.current()
+    if measuring is not None:
+        measuring.save()
