@@ -1,5 +1,7 @@
 """Spectra, stability along learning, Hessians and Naumov's matrix forms (float64)."""
 
+import types
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -259,6 +261,25 @@ def test_monitor_stops_training_at_the_loss():
         nd.stability_along(no_snapshots, I)
     with pytest.raises(ValueError, match="`on_loss` must be"):
         nd.StabilityMonitor(I, on_loss="halt")
+
+
+def test_stability_along_takes_a_run_by_its_class_not_its_attributes():
+    """An `AnalogRun` is read by its save times and models; an object that only has
+    the attributes of a run or a history (`ts` and `model`, `snapshot_steps`) is not
+    one, and is refused by name."""
+    net = nd.RateNetwork(np.array([[0.2]]), activation="identity")
+    I, T = np.ones((1, 1)), 0.5 * np.ones((1, 1))
+    run = nd.analog_learning(net, I, T, eta=0.1, t1=1.0, saveat=np.array([0.0, 1.0]))
+    trace = nd.stability_along(run, I)
+    assert np.asarray(trace.steps).tolist() == [0.0, 1.0]
+    assert np.allclose(trace.leading[:, 0].real, -1 + run.model.weights[:, 0, 0])
+    lookalikes = [
+        types.SimpleNamespace(ts=run.ts, model=run.model),
+        types.SimpleNamespace(snapshot_steps=run.ts, snapshots=run.model),
+    ]
+    for lookalike in lookalikes:
+        with pytest.raises(ValueError, match="must be a `History`"):
+            nd.stability_along(lookalike, I)
 
 
 def test_fold_when_a_fixed_point_vanishes():

@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Complex, Float, PyTree, Real
 
+from .._learning.analog import AnalogRun
+from .._learning.train import History
 from .._models.base import AbstractNetwork
 from .._relax import as_relaxation, initial_state, relax_patterns
 from .._solvers.base import ANALYSIS_ATOL, ANALYSIS_RTOL, Relaxation
@@ -190,15 +192,14 @@ def first_stability_loss(
 
 def _stacked(source, steps):
     """`(models, steps)` from a History, an AnalogRun or a stacked model."""
-    snapshots = getattr(source, "snapshots", None)
-    if hasattr(source, "snapshot_steps"):
-        if snapshots is None:
+    if isinstance(source, History):
+        if source.snapshots is None:
             raise ValueError(
                 "`source` is a History without snapshots; train with "
                 "`snapshot_every=...`."
             )
-        return snapshots, np.asarray(source.snapshot_steps)
-    if hasattr(source, "ts") and hasattr(source, "model"):
+        return source.snapshots, np.asarray(source.snapshot_steps)
+    if isinstance(source, AnalogRun):
         return source.model, np.asarray(source.ts)
     if not isinstance(source, AbstractNetwork):
         raise ValueError(
