@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+import equinox as eqx
 import numpy as np
 
 from ._activations import Activation
@@ -28,7 +29,7 @@ def model_arrays(model) -> dict[str, np.ndarray]:
     arrays = {}
     for field in dataclasses.fields(model):
         value = getattr(model, field.name)
-        if hasattr(value, "shape") and hasattr(value, "dtype"):
+        if eqx.is_array(value):
             arrays[field.name] = np.asarray(value)
     return arrays
 
@@ -50,7 +51,7 @@ def jsonable(value):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
+    if eqx.is_array(value):
         array = np.asarray(value)
         return array.item() if array.ndim == 0 else array.tolist()
     return value
