@@ -38,16 +38,16 @@ class AbstractNetwork(eqx.Module):
         r"""$dx/dt = (-x + F(x))/\tau$ (`I`: a source or a `training_source`)."""
         return (self.drive(x, I) - x) / self.tau
 
+    @abc.abstractmethod
     def training_source(self, I: Float[Array, " n"], T: Float[Array, " n"]) -> PyTree:
         """What drives the relaxation whose error is learned, for one pattern.
 
-        Usually the source `I` itself. A model whose learning phase is a constrained
-        dynamics (the master network of Pineda's content-addressable memory, whose
-        visible units are clamped to the target) returns something built from `T`
-        as well; its `drive` then accepts that.
+        The source `I` itself for a network that learns under its free dynamics. A
+        model whose learning phase is a constrained dynamics (the master network of
+        Pineda's content-addressable memory, whose visible units are clamped to the
+        target) returns something built from `T` as well; its `drive` then accepts
+        that.
         """
-        del T
-        return I
 
     def error(
         self, x: Float[Array, "*p n"], T: Float[Array, "*p n"]

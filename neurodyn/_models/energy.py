@@ -97,6 +97,13 @@ class EnergyNetwork(AbstractNetwork):
             - self.external_input(I) @ rho
         )
 
+    def training_source(
+        self, I: Float[Array, " n"], T: Float[Array, " n"]
+    ) -> Float[Array, " n"]:
+        """The source `I` itself: the network learns under its free dynamics."""
+        del T
+        return I
+
     def drive(self, x: Float[Array, " n"], I: Float[Array, " n"]) -> Float[Array, " n"]:
         r"""$F(s) = \rho'(s) \odot (W\rho(s) + I\,\delta_A)$, so that
         $-s + F(s) = -\partial E/\partial s$."""

@@ -63,6 +63,13 @@ class AbstractFirstOrderNetwork(AbstractNetwork):
         r"""$I_i\,\delta_{iA}$: the source reaches input units only (Pineda eq 5)."""
         return jnp.where(self.input_units, I, 0)
 
+    def training_source(
+        self, I: Float[Array, " n"], T: Float[Array, " n"]
+    ) -> Float[Array, " n"]:
+        """The source `I` itself: the network learns under its free dynamics."""
+        del T
+        return I
+
     @abc.abstractmethod
     def net_input(
         self, x: Float[Array, " n"], I: Float[Array, " n"]

@@ -109,6 +109,13 @@ class HigherOrderNetwork(AbstractNetwork):
             u = u @ fx
         return u
 
+    def training_source(
+        self, I: Float[Array, " n"], T: Float[Array, " n"]
+    ) -> Float[Array, " n"]:
+        """The source `I` itself: the network learns under its free dynamics."""
+        del T
+        return I
+
     def drive(self, x: Float[Array, " n"], I: Float[Array, " n"]) -> Float[Array, " n"]:
         r"""$F(x) = g(u) + I\,\delta_A$ (eq 21), with $u$ from eq 22."""
         return self.activation(self.net_input(x, I)) + self.external_input(I)

@@ -305,6 +305,13 @@ class ImplicitRecurrentNetwork(AbstractNetwork):
             u[i] = u[i] + R @ Y[j]
         return u
 
+    def training_source(
+        self, I: Float[Array, " n"], T: Float[Array, " n"]
+    ) -> Float[Array, " n"]:
+        """The source `I` itself: the network learns under its free dynamics."""
+        del T
+        return I
+
     def drive(self, x: Float[Array, " n"], I: Float[Array, " n"]) -> Float[Array, " n"]:
         r"""$F(x) = \big(X,\ f(\tilde X^0), \dots, f(\tilde X^{L-1})\big)$ with $X$
         the input block of the source."""
