@@ -37,8 +37,6 @@ from ._relax import (
 )
 from ._results import RESULTS, select
 from ._solvers.base import Relaxation, rms
-from ._solvers.fallback import Fallback
-from ._solvers.ode import ODERelaxation
 from ._validation import (
     as_patterns,
     as_start,
@@ -202,28 +200,22 @@ class UnrolledBPTT(AbstractGradientMethod):
     solver steps. It equals the adjoint methods once the relaxation has settled to
     within its tolerances.
 
-    It needs the ODE relaxation: with a [`neurodyn.Fallback`][] (the default) it
-    uses the fallback's last solver, which must be an [`neurodyn.ODERelaxation`][];
+    It needs the ODE relaxation, and integrates with the one the solver's
+    `ode_relaxation()` names: an [`neurodyn.ODERelaxation`][] itself, or the last
+    solver of a [`neurodyn.Fallback`][] (the default), which must be one;
     iterations are not differentiated through.
     """
 
     def fixed_point(self, model, I, x0, relaxation):
-        ode = eqx.tree_at(
-            lambda r: r.solver, relaxation, _ode_strategy(relaxation.solver)
-        )
-        return relax_patterns(model, I, x0, ode)
-
-
-def _ode_strategy(strategy) -> ODERelaxation:
-    if isinstance(strategy, Fallback):
-        return _ode_strategy(strategy.solvers[-1])
-    if not isinstance(strategy, ODERelaxation):
-        raise ValueError(
-            "`nd.UnrolledBPTT()` differentiates through the ODE solve, so it needs "
-            "`solver=nd.ODERelaxation(...)` (or a diffrax solver), got "
-            f"{strategy!r}."
-        )
-    return strategy
+        ode = relaxation.solver.ode_relaxation()
+        if ode is None:
+            raise ValueError(
+                "`nd.UnrolledBPTT()` differentiates through the ODE solve, so it needs "
+                "`solver=nd.ODERelaxation(...)` (or a diffrax solver), got "
+                f"{relaxation.solver!r}."
+            )
+        relaxation = eqx.tree_at(lambda r: r.solver, relaxation, ode)
+        return relax_patterns(model, I, x0, relaxation)
 
 
 def pattern_errors(

@@ -231,14 +231,33 @@ def test_unrolled_bptt_differentiates_the_chains_ode():
 
 def test_unrolled_bptt_refuses_another_strategy():
     _, net, I, T, _, _ = reference("contracting")
-    with pytest.raises(ValueError, match="ODERelaxation"):
-        nd.value_and_grad(
-            net,
-            I,
-            T,
-            method=nd.UnrolledBPTT(),
-            relaxation=nd.Relaxation(nd.Anderson(), **TIGHT),
-        )
+    for solver in (nd.Anderson(), nd.Fallback(nd.ODERelaxation(), nd.Anderson())):
+        with pytest.raises(ValueError, match="ODERelaxation"):
+            nd.value_and_grad(
+                net,
+                I,
+                T,
+                method=nd.UnrolledBPTT(),
+                relaxation=nd.Relaxation(solver, **TIGHT),
+            )
+
+
+def test_each_solver_names_the_ode_it_relaxes_with():
+    """`ode_relaxation()`, what `UnrolledBPTT` integrates with: the solver itself, a
+    fallback's last solver (nested too), None for an iteration or a fallback that
+    ends in one."""
+    ode = nd.ODERelaxation(nd.RK4(), dt0=0.1)
+    assert ode.ode_relaxation() is ode
+    assert nd.Fallback(nd.Anderson(), ode).ode_relaxation() is ode
+    nested = nd.Fallback(nd.Anderson(), nd.Fallback(nd.FixedPointIteration(), ode))
+    assert nested.ode_relaxation() is ode
+    for solver in (
+        nd.FixedPointIteration(),
+        nd.Anderson(),
+        nd.NewtonKrylov(),
+        nd.Fallback(ode, nd.Anderson()),
+    ):
+        assert solver.ode_relaxation() is None
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ whose rounding error is relative to $J$, not to $z$).
 
 import abc
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import diffrax
 import equinox as eqx
@@ -23,6 +24,9 @@ from jaxtyping import Array, Bool, Float, Int, PyTree, Real
 
 from .._results import RESULTS
 
+
+if TYPE_CHECKING:
+    from .ode import ODERelaxation
 
 # The defaults of every relaxation, defined here only (`Relaxation`'s defaults; the
 # analyses that continue fixed points and integrate manifolds, stability and
@@ -214,6 +218,12 @@ class AbstractSteadyStateSolver(eqx.Module):
         scale: Real[Array, ""],
     ) -> Outcome:
         """Relax one pattern."""
+
+    @abc.abstractmethod
+    def ode_relaxation(self) -> "ODERelaxation | None":
+        """The ODE integration that [`neurodyn.UnrolledBPTT`][] differentiates
+        through when this strategy relaxes: the solver itself if it integrates the
+        dynamics, None if it iterates."""
 
     def solve_batch(
         self,

@@ -53,6 +53,10 @@ class Fallback(AbstractSteadyStateSolver):
             )
         self.solvers = solvers
 
+    def ode_relaxation(self) -> ODERelaxation | None:
+        """The last solver's: the one that settles what the others leave."""
+        return self.solvers[-1].ode_relaxation()
+
     def solve(self, relaxation, field, y0, tau, scale):
         return self._chain(
             y0, lambda s, start: s.solve(relaxation, field, start, tau, scale)

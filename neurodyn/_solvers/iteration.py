@@ -90,6 +90,10 @@ class FixedPointIteration(AbstractSteadyStateSolver):
         _check_damping(self.damping)
         _check_patience(self.patience)
 
+    def ode_relaxation(self) -> None:
+        """None: an iteration is not differentiated through."""
+        return None
+
     def solve(self, relaxation, field, y0, tau, scale):
         a = self.damping * tau
 
@@ -151,6 +155,10 @@ class Anderson(AbstractSteadyStateSolver):
         _check_patience(self.patience)
         if self.ridge is not None and not self.ridge > 0:
             raise ValueError(f"`ridge` must be positive, got {self.ridge}.")
+
+    def ode_relaxation(self) -> None:
+        """None: an iteration is not differentiated through."""
+        return None
 
     def solve(self, relaxation, field, y0, tau, scale):
         m = self.memory

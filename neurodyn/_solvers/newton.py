@@ -34,6 +34,10 @@ class NewtonKrylov(AbstractSteadyStateSolver):
         as_count("restart", self.restart)
         as_count("krylov_max_steps", self.krylov_max_steps)
 
+    def ode_relaxation(self) -> None:
+        """None: Newton's iterates are not differentiated through."""
+        return None
+
     def solve(self, relaxation, field, y0, tau, scale):
         # Newton's own stopping test (on the step) is set tighter than the settled
         # test, which then decides the outcome like for every other strategy.

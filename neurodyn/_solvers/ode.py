@@ -51,6 +51,10 @@ class ODERelaxation(AbstractSteadyStateSolver):
         if self.dt0 is not None:
             as_number("dt0", self.dt0)
 
+    def ode_relaxation(self) -> "ODERelaxation":
+        """This solver: it integrates the dynamics."""
+        return self
+
     def solve(self, relaxation, field, y0, tau, scale):
         def settled(t, y, args, **kwargs):
             del t, args, kwargs
