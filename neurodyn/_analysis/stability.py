@@ -18,6 +18,7 @@ Newton finds no fixed point near the previous one).
 
 import dataclasses
 import warnings
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -262,6 +263,20 @@ def stability_along(
     return StabilityTrace(trace.steps, x, residual, spectra, loss)
 
 
+class _OnLoss(NamedTuple):
+    """What a [`neurodyn.StabilityMonitor`][] does at the first loss of stability."""
+
+    warns: bool
+    stops: bool
+
+
+_ON_LOSS = {
+    "stop": _OnLoss(warns=False, stops=True),
+    "warn": _OnLoss(warns=True, stops=False),
+    "continue": _OnLoss(warns=False, stops=False),
+}
+
+
 class StabilityMonitor:
     r"""Watch the fixed points during [`neurodyn.train`][] and act when one loses
     stability; pass it as `callback=`.
@@ -291,19 +306,20 @@ class StabilityMonitor:
         self,
         I: ArrayLike,
         *,
-        on_loss: str = "stop",  # "stop" | "warn" | "continue", checked below
+        on_loss: str = "stop",  # a key of _ON_LOSS, checked below
         x0: ArrayLike | None = None,
         tol: float = 0.0,
         newton_iterations: int = 30,
         relaxation: Relaxation | None = None,
     ):
-        if not isinstance(on_loss, str) or on_loss not in ("stop", "warn", "continue"):
+        if not isinstance(on_loss, str) or on_loss not in _ON_LOSS:
             raise ValueError(
                 f"`on_loss` must be 'stop', 'warn' or 'continue', got {on_loss!r}."
             )
         I = as_float_array("I", I)
         self.I = jnp.atleast_2d(as_patterns("I", I, I.shape[-1] if I.ndim else 1))
         self.on_loss = on_loss
+        self._action = _ON_LOSS[on_loss]
         self.x0 = x0 if x0 is None else as_start(x0, self.I)
         as_number("tol", tol, minimum=None)
         as_count("newton_iterations", newton_iterations)
@@ -340,7 +356,7 @@ class StabilityMonitor:
         )
         if self.loss is None:
             return False
-        if self.on_loss == "warn":
+        if self._action.warns:
             warnings.warn(
                 f"A fixed point lost stability at update {step} (pattern "
                 f"{self.loss.pattern}, {self.loss.kind}, leading eigenvalue "
@@ -348,7 +364,7 @@ class StabilityMonitor:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        return self.on_loss == "stop"
+        return self._action.stops
 
     def trace(self) -> StabilityTrace:
         """What was recorded so far, as a [`neurodyn.StabilityTrace`][]."""
