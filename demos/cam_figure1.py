@@ -85,11 +85,11 @@ def euler_training(cam, I, T, steps: int, eta: float, dt: float, relax_steps: in
             y = jax.lax.fori_loop(
                 0,
                 relax_steps,
-                lambda _, y: y + dt * model.error_dynamics(y, z, t, J),
+                lambda _, y: y + dt * model.error_dynamics(y, z, source, J),
                 jnp.zeros_like(z),
             )
             residual = jnp.max(jnp.abs(model.drive(z, source) - z))
-            return 0.5 * jnp.sum(J**2), model.weight_dynamics(y, z, t), residual
+            return 0.5 * jnp.sum(J**2), model.weight_dynamics(y, z, source), residual
 
         E, velocity, residual = jax.vmap(one)(I, T, start)
         return jnp.sum(E), jnp.sum(velocity, axis=0), jnp.max(residual)

@@ -2,12 +2,14 @@
 implemented once, where it stops being abstract, and never overridden below
 (docs: STYLE.md, "Modules and strategies")."""
 
+import inspect
 import pathlib
 
 import equinox as eqx
 
-import neurodyn
+import neurodyn as nd
 import neurodyn.discrete  # noqa: F401 (its Modules are checked too)
+from neurodyn._models.base import AbstractClosedFormNetwork
 
 
 # Breaks left for other work: each must still be one (the list stays true).
@@ -49,10 +51,26 @@ def test_no_concrete_method_is_overridden():
 
 def test_no_duck_typing():
     """Types are told by `isinstance` against the real classes, never `hasattr`."""
-    package = pathlib.Path(neurodyn.__file__).parent
+    package = pathlib.Path(nd.__file__).parent
     offenders = [
         str(path.relative_to(package))
         for path in package.rglob("*.py")
         if "hasattr(" in path.read_text()
     ]
     assert offenders == []
+
+
+def test_closed_forms_share_one_signature():
+    """Every model with Pineda's closed forms implements the one interface, so the
+    same call (by position or keyword) works on each."""
+    base = AbstractClosedFormNetwork
+    for cls in (
+        nd.FirstOrderNetwork,
+        nd.RateNetwork,
+        nd.HigherOrderNetwork,
+        nd.ContentAddressableMemory,
+    ):
+        assert issubclass(cls, base)
+        for name in ("error_dynamics", "weight_dynamics"):
+            own = inspect.signature(getattr(cls, name)).parameters
+            assert list(own) == list(inspect.signature(getattr(base, name)).parameters)

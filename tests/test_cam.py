@@ -113,18 +113,19 @@ def test_closed_form_equals_generic(problem):
     z = master_fixed_points(cam, I, T)
 
     @jax.vmap
-    def velocity(z, t):
+    def velocity(z, i, t):
+        source = cam.training_source(i, t)
         J = cam.error(z, t)
         out = RELAXATION.solve(
-            lambda _: lambda y: cam.error_dynamics(y, z, t, J),
+            lambda _: lambda y: cam.error_dynamics(y, z, source, J),
             jnp.zeros_like(z),
             None,
             cam.tau,
         )
         ok = out.result == nd.RESULTS.successful
-        return cam.weight_dynamics(out.y, z, t), out.y, ok
+        return cam.weight_dynamics(out.y, z, source), out.y, ok
 
-    velocities, y, ok = velocity(z, T)
+    velocities, y, ok = velocity(z, I, T)
     assert np.all(np.asarray(ok))
     _, g = grads["RecurrentBackprop"]
     assert relative_error(-jnp.sum(velocities, axis=0), g.weights) <= 1e-8

@@ -82,7 +82,7 @@ def test_closed_form_equals_generic(problem):
             net.tau,
         )
         assert out.result == nd.RESULTS.successful
-        return net.weight_dynamics(out.y, x)
+        return net.weight_dynamics(out.y, x, i)
 
     velocity = sum(pineda_velocity(x[a], I[a], T[a]) for a in range(len(I)))
     _, g = grads["RecurrentBackprop"]
@@ -200,7 +200,7 @@ def test_rate_network_closed_forms_are_the_numpy_equations():
     np.testing.assert_allclose(net.error_dynamics(y, x, i, J), expected, atol=1e-14)
     velocity = np.where(np.asarray(net.connectivity), np.outer(y, x), 0.0)
     np.testing.assert_allclose(
-        np.where(np.asarray(net.connectivity), net.weight_dynamics(y, x), 0.0),
+        np.where(np.asarray(net.connectivity), net.weight_dynamics(y, x, i), 0.0),
         velocity,
         atol=1e-15,
     )

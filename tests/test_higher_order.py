@@ -104,7 +104,7 @@ def closed_form_and_generic(net, x, I, T):
         )
         ok = (y.result == nd.RESULTS.successful) & (z.result == nd.RESULTS.successful)
         gprime = net.activation.derivative(net.net_input(x, i))
-        return net.weight_dynamics(y.y, x), y.y, gprime * z.y, ok
+        return net.weight_dynamics(y.y, x, i), y.y, gprime * z.y, ok
 
     return jax.vmap(one)(x, I, T)
 
@@ -124,7 +124,7 @@ def test_closed_form_equals_generic(problem):
     z = jnp.linalg.solve(net.stability_matrix(x[0], I[0]).T, J)
     generic = nd.parameter_cotangent(net, x[0], I[0], z)[0].weights
     y0 = net.activation.derivative(net.net_input(x[0], I[0])) * z
-    assert relative_error(net.weight_dynamics(y0, x[0]), generic) <= 1e-12
+    assert relative_error(net.weight_dynamics(y0, x[0], I[0]), generic) <= 1e-12
 
 
 def test_coupling_and_stability_matrices(problem):
@@ -169,7 +169,9 @@ def test_first_order_identity_is_first_order_network():
     assert jnp.allclose(
         hon.error_dynamics(y, x, I[0], J), fon.error_dynamics(y, x, I[0], J)
     )
-    assert jnp.allclose(hon.weight_dynamics(y, x), fon.weight_dynamics(y, x))
+    assert jnp.allclose(
+        hon.weight_dynamics(y, x, I[0]), fon.weight_dynamics(y, x, I[0])
+    )
     E1, g1 = nd.value_and_grad(hon, I, T, **QUICK)
     E2, g2 = nd.value_and_grad(fon, I, T, **QUICK)
     assert abs(float(E1) - float(E2)) <= 1e-14

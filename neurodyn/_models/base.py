@@ -1,4 +1,5 @@
-"""The interface every network family implements: a drive $F(x; \\theta, I)$."""
+"""The interfaces of the network families: a drive $F(x; \\theta, I)$, and the
+closed-form backward and weight dynamics where Pineda writes them out."""
 
 import abc
 
@@ -54,3 +55,33 @@ class AbstractNetwork(eqx.Module):
     ) -> Float[Array, "*p n"]:
         r"""The error $J_i = (T_i - x_i)\,\delta_{iO}$ on output units (Pineda eq 7)."""
         return jnp.where(self.output_units, T - x, 0)
+
+
+class AbstractClosedFormNetwork(AbstractNetwork):
+    r"""A network whose backward error dynamics and learning rule are also written
+    out in closed form, as in Pineda's paper. The gradient methods never use them
+    (they take a `jax.vjp` of the drive); they are for readers and hardware, and
+    tests hold them equal to the generic path.
+
+    Both take the error signal $y$, a fixed point $x^*$ and the source `I` it was
+    relaxed under: the pattern's `training_source(I, T)`, as given to `drive`.
+    """
+
+    @abc.abstractmethod
+    def error_dynamics(
+        self,
+        y: Float[Array, " n"],
+        x: Float[Array, " n"],
+        I: PyTree,
+        J: Float[Array, " n"],
+    ) -> Float[Array, " n"]:
+        r"""$\tau\,dy/dt$, the closed-form backward error dynamics at the fixed
+        point `x` under the source `I`, for the error `J` (`error(x, T)`). Its fixed
+        point $y^*$ is the error signal of `weight_dynamics`."""
+
+    @abc.abstractmethod
+    def weight_dynamics(
+        self, y: Float[Array, " n"], x: Float[Array, " n"], I: PyTree
+    ) -> Float[Array, " n *rest"]:
+        r"""The learning rule without $\eta$: $d\,\mathrm{weights}/dt / \eta$ for
+        the error signal $y^*$ at the fixed point `x` under the source `I`."""

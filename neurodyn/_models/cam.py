@@ -20,7 +20,7 @@ from .._validation import (
     as_time_constant,
     as_unit_mask,
 )
-from .base import AbstractNetwork
+from .base import AbstractClosedFormNetwork
 
 
 class Clamped(eqx.Module):
@@ -35,7 +35,7 @@ class Clamped(eqx.Module):
     T: Float[Array, " n"]
 
 
-class ContentAddressableMemory(AbstractNetwork):
+class ContentAddressableMemory(AbstractClosedFormNetwork):
     r"""Pineda's master/slave content-addressable memory sharing one $W$.
 
     **Slave** (recall; eq 1 with no distinction between input and output units):
@@ -137,11 +137,13 @@ class ContentAddressableMemory(AbstractNetwork):
     def error_dynamics(
         self,
         y: Float[Array, " n"],
-        z: Float[Array, " n"],
-        T: Float[Array, " n"],
+        x: Float[Array, " n"],
+        I: Clamped,
         J: Float[Array, " n"],
     ) -> Float[Array, " n"]:
-        r"""The master's closed-form backward error dynamics (eq 36), times $\tau$:
+        r"""The master's closed-form backward error dynamics (eq 36), times $\tau$,
+        at its fixed point $z^*$ = `x` for the [`neurodyn.Clamped`][] source `I`
+        (`training_source(I, T)`):
 
         $$\tau\,\frac{dy_k}{dt} = -y_k + g'(v_k)\Big(\delta_{kH}\sum_r w_{rk}\,y_r
           + J_k\Big), \qquad v_i = \sum_k w_{ik} Z_k \quad\text{(eq 37)}.$$
@@ -150,16 +152,17 @@ class ContentAddressableMemory(AbstractNetwork):
         the clamped memory, not state. With $z^*$ the generic adjoint fixed point,
         $y^* = g'(v) \odot z^*$.
         """
-        v = self.weights @ self.clamped_state(z, T)
+        v = self.weights @ self.clamped_state(x, I.T)
         back = jnp.where(self.hidden_units, self.weights.T @ y, 0)
         return -y + self.activation.derivative(v) * (back + J)
 
     def weight_dynamics(
-        self, y: Float[Array, " n"], z: Float[Array, " n"], T: Float[Array, " n"]
+        self, y: Float[Array, " n"], x: Float[Array, " n"], I: Clamped
     ) -> Float[Array, "n n"]:
-        r"""The master's learning rule without $\eta$ (eq 35): $dw_{ij}/dt \propto
+        r"""The master's learning rule without $\eta$ (eq 35), at its fixed point
+        $z^*$ = `x` for the [`neurodyn.Clamped`][] source `I`: $dw_{ij}/dt \propto
         y_i Z_j$, an outer product with the clamped state $Z$ (eq 30), not $z$."""
-        return jnp.outer(y, self.clamped_state(z, T))
+        return jnp.outer(y, self.clamped_state(x, I.T))
 
 
 ContentAddressableMemory.__init__.__doc__ = """**Arguments:**

@@ -14,10 +14,10 @@ from .._validation import (
     as_time_constant,
     as_unit_mask,
 )
-from .base import AbstractNetwork
+from .base import AbstractClosedFormNetwork
 
 
-class AbstractFirstOrderNetwork(AbstractNetwork):
+class AbstractFirstOrderNetwork(AbstractClosedFormNetwork):
     r"""Shared parameters and closed forms of the two first-order families.
 
     Both have a weight matrix $W$ (structurally zero outside `connectivity`), a
@@ -94,10 +94,11 @@ class AbstractFirstOrderNetwork(AbstractNetwork):
         return -y + self.activation.derivative(u) * (self.effective_weights.T @ y + J)
 
     def weight_dynamics(
-        self, y: Float[Array, " n"], x: Float[Array, " n"]
+        self, y: Float[Array, " n"], x: Float[Array, " n"], I: Float[Array, " n"]
     ) -> Float[Array, "n n"]:
         r"""Pineda's outer-product learning rule without $\eta$ (eq 13):
         $dw_{rs}/dt \propto y_r x_s$, zero outside `connectivity`."""
+        del I
         return jnp.where(self.connectivity, jnp.outer(y, x), 0)
 
 

@@ -14,14 +14,14 @@ from .._validation import (
     as_unit_mask,
     check_finite,
 )
-from .base import AbstractNetwork
+from .base import AbstractClosedFormNetwork
 
 
 # einsum letters for the n + 1 indices of an n-th order weight tensor.
 _LETTERS = string.ascii_lowercase
 
 
-class HigherOrderNetwork(AbstractNetwork):
+class HigherOrderNetwork(AbstractClosedFormNetwork):
     r"""Pineda's recurrent network of purely $n$-th order units (eqs 21, 22):
 
     $$\tau\,\frac{dx_i}{dt} = -x_i + g(u_i) + I_i\,\delta_{iA},\qquad
@@ -175,13 +175,14 @@ class HigherOrderNetwork(AbstractNetwork):
         )
 
     def weight_dynamics(
-        self, y: Float[Array, " n"], x: Float[Array, " n"]
+        self, y: Float[Array, " n"], x: Float[Array, " n"], I: Float[Array, " n"]
     ) -> Float[Array, " n *rest"]:
         r"""Pineda's $n$-th order learning rule without $\eta$ (eq 23), an outer
         product of $y$ with $n$ copies of $f(x)$:
 
         $$\frac{dw_{ij\dots l}}{dt} \propto y_i\, f(x_j)\cdots f(x_l).$$
         """
+        del I
         fx = self.inner(x)
         letters = _LETTERS[: self.order + 1]
         spec = ",".join(letters) + "->" + letters
