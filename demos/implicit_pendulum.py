@@ -170,13 +170,13 @@ def train_model(net, method, data, *, epochs: int, seed: int):
 
 
 def network_arrays(net: nd.ImplicitRecurrentNetwork) -> dict[str, np.ndarray]:
-    """`W0, Q0, T0, W1, ...` per layer (W with absent connections zeroed) and `R{j}{i}`
-    for feedback from layer j to layer i."""
+    """`W0, Q0, bias0, W1, ...` per layer (W with absent connections zeroed) and
+    `R{j}{i}` for feedback from layer j to layer i."""
     arrays = {}
     for l, layer in enumerate(net.layers):
-        arrays[f"W{l}"] = np.asarray(layer.effective_W)
+        arrays[f"W{l}"] = np.asarray(layer.effective_weights)
         arrays[f"Q{l}"] = np.asarray(layer.Q)
-        arrays[f"T{l}"] = np.asarray(layer.T)
+        arrays[f"bias{l}"] = np.asarray(layer.bias)
     for (j, i), R in zip(net.feedback_pairs, net.feedback):
         arrays[f"R{j}{i}"] = np.asarray(R)
     return arrays

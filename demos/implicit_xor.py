@@ -79,7 +79,7 @@ def gate_name(outputs) -> str:
 
 
 def train_one(seed: int, variant: str, steps: int) -> dict:
-    """Train one network from the paper's initialisation (Q, T uniform in
+    """Train one network from the paper's initialisation (Q, bias uniform in
     [-0.5, 0.5), W = 0); relax every pattern from Y = 0."""
     _, lateral, method, hint, solver = VARIANTS[variant]
     net = nd.implicit_network(
@@ -176,9 +176,9 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
 
     np.savez(
         out / "params.npz",
-        W=np.asarray(layer.effective_W),
+        W=np.asarray(layer.effective_weights),
         Q=np.asarray(layer.Q),
-        T=np.asarray(layer.T),
+        bias=np.asarray(layer.bias),
     )
     np.savez(out / "data.npz", X=X, Y=XOR)
     np.savez(

@@ -1,6 +1,9 @@
 """Implicit recurrent layers: exact gradients (every method against finite
 differences and the paper's closed forms), the semi-gradient against its documented
-formula and bound, input checks, and the two demos' run folders in plain NumPy."""
+formula and bound, input checks, the renamed bias, and the two demos' run folders in
+plain NumPy."""
+
+import json
 
 import equinox as eqx
 import jax
@@ -10,6 +13,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import neurodyn as nd
+from neurodyn._learning.checkpoint import load_checkpoint, save_checkpoint
 
 from .helpers import (
     QUICK,
@@ -109,7 +113,7 @@ def layer_terms(net, I, x):
 
 def test_one_layer_closed_form(one_layer):
     r"""Paper eqs 4-6: dY/dW = (1 - f'.W)^-1 f'.delta_Y, so dE/dW = r Y^T with
-    r = f' (1 - W^T diag f')^-1 dE/dY; dE/dQ = r X^T, dE/dT = r."""
+    r = f' (1 - W^T diag f')^-1 dE/dY; dE/dQ = r X^T, dE/db = r (b the bias)."""
     net, I, T, x = one_layer
     _, grads = nd.value_and_grad(net, I, T, method=nd.ImplicitDiff(), x0=I, **QUICK)
     X, (Y,), (D,) = layer_terms(net, I, x)
@@ -124,7 +128,7 @@ def test_one_layer_closed_form(one_layer):
     layer = grads.layers[0]
     assert relative_error(layer.W, r.T @ Y) <= 1e-10
     assert relative_error(layer.Q, r.T @ X) <= 1e-10
-    assert relative_error(layer.T, r.sum(0)) <= 1e-10
+    assert relative_error(layer.bias, r.sum(0)) <= 1e-10
 
 
 def test_two_layer_closed_form(two_layers):
@@ -159,7 +163,7 @@ def test_semi_gradient_one_layer_formula(one_layer):
     layer = grads.layers[0]
     assert relative_error(layer.W, r.T @ Y) <= 1e-12
     assert relative_error(layer.Q, r.T @ X) <= 1e-12
-    assert relative_error(layer.T, r.sum(0)) <= 1e-12
+    assert relative_error(layer.bias, r.sum(0)) <= 1e-12
     assert np.all(np.asarray(layer.Q)[[1, 3]] == 0)
 
 
@@ -176,19 +180,19 @@ def test_semi_gradient_through_layers_formula(two_layers):
     expected = {
         "W1": d1.T @ Y1,
         "Q1": d1.T @ Y0,
-        "T1": d1.sum(0),
+        "b1": d1.sum(0),
         "W0": d0.T @ Y0,
         "Q0": d0.T @ X,
-        "T0": d0.sum(0),
+        "b0": d0.sum(0),
         "R": d0.T @ Y1,
     }
     got = {
         "W1": grads.layers[1].W,
         "Q1": grads.layers[1].Q,
-        "T1": grads.layers[1].T,
+        "b1": grads.layers[1].bias,
         "W0": grads.layers[0].W,
         "Q0": grads.layers[0].Q,
-        "T0": grads.layers[0].T,
+        "b0": grads.layers[0].bias,
         "R": grads.feedback[0],
     }
     for name, value in expected.items():
@@ -226,13 +230,53 @@ def test_semi_gradient_within_documented_bound(one_layer):
         assert 0 < gap <= norm / (1 - norm) * float(jnp.linalg.norm(source))
 
 
+def test_renamed_bias_and_effective_weights(two_layers):
+    """`ImplicitLayer.T` is now `bias` (in neurodyn `T` names targets) and
+    `effective_W` `effective_weights`; the old names, and the keyword `T=`, still
+    work for one release, with a warning that says what to write."""
+    layer = two_layers[0].layers[0]
+    with pytest.warns(DeprecationWarning, match="`ImplicitLayer.T` is deprecated; "):
+        assert layer.T is layer.bias
+    renamed = "`ImplicitLayer.effective_W` is deprecated; write `ImplicitLayer.eff"
+    with pytest.warns(DeprecationWarning, match=renamed):
+        old = layer.effective_W
+    assert np.array_equal(old, layer.effective_weights)
+    renamed = r"`ImplicitLayer\(T=...\)` is deprecated; write `ImplicitLayer\(bias="
+    with pytest.warns(DeprecationWarning, match=renamed):
+        again = nd.ImplicitLayer(layer.Q, T=layer.bias, W=layer.W)
+    assert eqx.tree_equal(again, layer)
+    with pytest.raises(TypeError, match="got `bias` and its old name `T`"):
+        nd.ImplicitLayer(layer.Q, layer.bias, T=layer.bias)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'b'"):
+        nd.ImplicitLayer(layer.Q, b=layer.bias)
+    with pytest.raises(TypeError, match="missing required argument: `bias`"):
+        nd.ImplicitLayer(layer.Q)
+
+
+def test_a_checkpoint_from_before_the_bias_rename_resumes(tmp_path):
+    """A checkpoint whose layout names the bias `T` (written before the rename)
+    loads into today's network; its arrays are laid out the same."""
+    net = nd.implicit_network(2, [3, 1], key=jax.random.key(0))
+    state = eqx.filter(net, eqx.is_inexact_array)
+    save_checkpoint(tmp_path, 1, state, {}, "run")
+    manifest = json.loads((tmp_path / "run-1.json").read_text())
+    old = [[path.replace(".bias", ".T"), *rest] for path, *rest in manifest["layout"]]
+    assert [p for p, *_ in old if p.endswith(".T")] == [
+        ".layers[0].T",
+        ".layers[1].T",
+    ]
+    (tmp_path / "run-1.json").write_text(json.dumps({**manifest, "layout": old}))
+    step, loaded, _ = load_checkpoint(tmp_path, state, "run")
+    assert step == 1 and eqx.tree_equal(loaded, state)
+
+
 def test_input_checks(two_layers):
     net = two_layers[0]
     layer = net.layers[0]
-    with pytest.raises(ValueError, match="`T` must have shape \\(4,\\)"):
+    with pytest.raises(ValueError, match="`bias` must have shape \\(4,\\)"):
         nd.ImplicitLayer(layer.Q, jnp.zeros(3))
     with pytest.raises(ValueError, match="`W` must be finite"):
-        nd.ImplicitLayer(layer.Q, layer.T, jnp.full((4, 4), jnp.nan))
+        nd.ImplicitLayer(layer.Q, layer.bias, jnp.full((4, 4), jnp.nan))
     with pytest.raises(ValueError, match="Layer 1 reads 3 values"):
         nd.ImplicitRecurrentNetwork(
             [layer, nd.ImplicitLayer(jnp.ones((2, 3)), jnp.zeros(2))]
@@ -277,13 +321,13 @@ def test_implicit_xor_recomputes_in_numpy(xor_run):
     the run folder alone gives the outputs back."""
     out, metrics, arrays = xor_run
     p, d = arrays["params"], arrays["data"]
-    assert p["W"].shape == (2, 2) and p["Q"].shape == (2, 2) and p["T"].shape == (2,)
+    assert p["W"].shape == (2, 2) and p["Q"].shape == (2, 2) and p["bias"].shape == (2,)
     assert d["X"].shape == (4, 2) and d["Y"].shape == (4,)
     X = d["X"]
 
     def blocks(Y):
         Y0 = np.zeros((4, 2)) if Y is None else Y[0]
-        return [Y0 @ p["W"].T + X @ p["Q"].T + p["T"]]
+        return [Y0 @ p["W"].T + X @ p["Q"].T + p["bias"]]
 
     (Y,) = numpy_relax(blocks, NUMPY_ACTIVATIONS[metrics["activation"]])
     y = Y[:, metrics["output_units"][0]]
@@ -314,8 +358,8 @@ def test_implicit_pendulum_recomputes_in_numpy(pendulum_run):
     def blocks(Y):
         Y0, Y1 = (np.zeros((len(X), 5)), np.zeros((len(X), 2))) if Y is None else Y
         return [
-            Y0 @ p["W0"].T + X @ p["Q0"].T + Y1 @ p["R10"].T + p["T0"],
-            Y1 @ p["W1"].T + Y0 @ p["Q1"].T + p["T1"],
+            Y0 @ p["W0"].T + X @ p["Q0"].T + Y1 @ p["R10"].T + p["bias0"],
+            Y1 @ p["W1"].T + Y0 @ p["Q1"].T + p["bias1"],
         ]
 
     _, Y1 = numpy_relax(blocks, NUMPY_ACTIVATIONS[metrics["activation"]])

@@ -36,6 +36,19 @@ _OWN_FILE = re.compile(
 )
 
 
+# Fields renamed since a checkpoint may have been written, as (old path, new path)
+# patterns, so that a checkpoint from before a rename still resumes: an
+# `ImplicitLayer`'s bias was `T` (remove with the deprecated name).
+_RENAMED_FIELDS = ((re.compile(r"(\.layers\[\d+\])\.T$"), r"\1.bias"),)
+
+
+def _renamed(path: str) -> str:
+    """A saved layout's `path` under today's field names."""
+    for old, new in _RENAMED_FIELDS:
+        path = old.sub(new, path)
+    return path
+
+
 def layout(tree: PyTree) -> list[list[str]]:
     """Every array leaf of `tree` as `[path, shape, dtype]`."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
@@ -168,8 +181,11 @@ def load_checkpoint(
     if manifest["step"] != step or not isinstance(manifest.get("sha256"), dict):
         raise _refuse(folder, f"is corrupt: run-{step}.json does not describe it")
     expected = layout(like)
-    if manifest.get("layout") != expected:
-        saved = {path: rest for path, *rest in manifest.get("layout", [])}
+    saved_layout = [
+        [_renamed(path), *rest] for path, *rest in manifest.get("layout", [])
+    ]
+    if saved_layout != expected:
+        saved = {path: rest for path, *rest in saved_layout}
         for path, *rest in expected:
             if saved.get(path) != rest:
                 got = "absent" if path not in saved else " ".join(saved[path])

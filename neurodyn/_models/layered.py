@@ -1,6 +1,8 @@
 r"""Implicit recurrent layers for stationary inputs, composed with feedback into one
 network whose drive has block structure."""
 
+import warnings
+
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
@@ -20,6 +22,30 @@ from .._validation import (
 from .base import AbstractNetwork
 
 
+def _renamed_keyword(
+    function: str, old: str, new: str, value: ArrayLike | None, deprecated: dict
+) -> ArrayLike:
+    """The argument `new`, or, with a `DeprecationWarning`, the one given under its
+    old name `old` (the only keyword `deprecated` may hold)."""
+    unknown = [k for k in deprecated if k != old]
+    if unknown:
+        raise TypeError(
+            f"{function}() got an unexpected keyword argument {unknown[0]!r}."
+        )
+    if old not in deprecated:
+        if value is None:
+            raise TypeError(f"{function}() missing required argument: `{new}`.")
+        return value
+    if value is not None:
+        raise TypeError(f"{function}() got `{new}` and its old name `{old}`; give one.")
+    warnings.warn(
+        f"`{function}({old}=...)` is deprecated; write `{function}({new}=...)`.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return deprecated[old]
+
+
 def _matrix(name: str, value: ArrayLike, shape: tuple[int, ...]) -> Array:
     """A finite float array of exactly `shape`."""
     arr = as_float_array(name, value)
@@ -32,31 +58,34 @@ def _matrix(name: str, value: ArrayLike, shape: tuple[int, ...]) -> Array:
 class ImplicitLayer(eqx.Module):
     r"""One implicit recurrent layer: its activity $Y$ solves
 
-    $$Y = f(W Y + Q X + T),$$
+    $$Y = f(W Y + Q X + b),$$
 
     with lateral weights $W$ (within the layer), input weights $Q$ (from the stationary
-    input or the layer below) and bias $T$. A layer does not relax on its own: it is a
-    block of an [`neurodyn.ImplicitRecurrentNetwork`][], which owns $f$ and the
-    feedback between layers.
+    input or the layer below) and bias $b$ (the paper's $T$; in neurodyn `T` names
+    targets). A layer does not relax on its own: it is a block of an
+    [`neurodyn.ImplicitRecurrentNetwork`][], which owns $f$ and the feedback between
+    layers.
 
     `lateral` masks the lateral connections that exist; a feed-forward layer
-    (`W=None`) has none, so $Y = f(QX + T)$ and its `W` is a structural zero that
+    (`W=None`) has none, so $Y = f(QX + b)$ and its `W` is a structural zero that
     never gets a gradient.
     """
 
     W: Float[Array, "m m"]
     Q: Float[Array, "m k"]
-    T: Float[Array, " m"]
+    bias: Float[Array, " m"]
     lateral: Bool[Array, "m m"]
 
     def __init__(
         self,
         Q: ArrayLike,
-        T: ArrayLike,
+        bias: ArrayLike | None = None,
         W: ArrayLike | None = None,
         *,
         lateral: ArrayLike | None = None,
+        **deprecated: ArrayLike,
     ):
+        bias = _renamed_keyword("ImplicitLayer", "T", "bias", bias, deprecated)
         Q = as_float_array("Q", Q)
         if Q.ndim != 2:
             raise ValueError(
@@ -65,7 +94,7 @@ class ImplicitLayer(eqx.Module):
         check_finite("Q", Q)
         m = Q.shape[0]
         self.Q = Q
-        self.T = _matrix("T", T, (m,))
+        self.bias = _matrix("bias", bias, (m,))
         if W is None:
             if lateral is not None:
                 raise ValueError("`lateral` needs lateral weights `W`.")
@@ -85,7 +114,7 @@ class ImplicitLayer(eqx.Module):
     @property
     def size(self) -> int:
         """The number of units $m$."""
-        return self.T.shape[0]
+        return self.bias.shape[0]
 
     @property
     def n_inputs(self) -> int:
@@ -93,21 +122,43 @@ class ImplicitLayer(eqx.Module):
         return self.Q.shape[1]
 
     @property
-    def effective_W(self) -> Float[Array, "m m"]:
+    def effective_weights(self) -> Float[Array, "m m"]:
         """$W$ with the entries outside `lateral` set to (structural) zero."""
         return jnp.where(self.lateral, self.W, 0)
+
+    @property
+    def T(self) -> Float[Array, " m"]:
+        """Deprecated name of `bias`."""
+        warnings.warn(
+            "`ImplicitLayer.T` is deprecated; write `ImplicitLayer.bias`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.bias
+
+    @property
+    def effective_W(self) -> Float[Array, "m m"]:
+        """Deprecated name of `effective_weights`."""
+        warnings.warn(
+            "`ImplicitLayer.effective_W` is deprecated; write "
+            "`ImplicitLayer.effective_weights`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.effective_weights
 
     def net_input(
         self, Y: Float[Array, " m"], X: Float[Array, " k"]
     ) -> Float[Array, " m"]:
-        r"""$\tilde X = W Y + Q X + T$, the argument of $f$ (without feedback)."""
-        return self.effective_W @ Y + self.Q @ X + self.T
+        r"""$\tilde X = W Y + Q X + b$, the argument of $f$ (without feedback)."""
+        return self.effective_weights @ Y + self.Q @ X + self.bias
 
 
 ImplicitLayer.__init__.__doc__ = """**Arguments:**
 
 - `Q`: input weights, shape $(m, k)$: $m$ units reading $k$ values.
-- `T`: biases, shape $(m,)$.
+- `bias`: the biases $b$, shape $(m,)$ (the old keyword `T=` still works,
+    deprecated).
 - `W`: lateral weights $(m, m)$, $W_{ij}$ from unit $j$ to unit $i$ of the layer
     (self-connections included). `None` makes a feed-forward layer.
 - `lateral`: boolean mask $(m, m)$ of the lateral connections that exist; default
@@ -123,14 +174,14 @@ class ImplicitRecurrentNetwork(AbstractNetwork):
     Layer $l = 0, \dots, L-1$ (0 reads the stationary input $X$, $L-1$ is the output
     layer) has activity $Y^l$ solving
 
-    $$Y^l = f\Big(W^l Y^l + Q^l Y^{l-1} + \sum_{j > l} R^{jl}\, Y^j + T^l\Big),
+    $$Y^l = f\Big(W^l Y^l + Q^l Y^{l-1} + \sum_{j > l} R^{jl}\, Y^j + b^l\Big),
       \qquad Y^{-1} = X,$$
 
     with feedback $R^{jl}$ from a later layer $j$ to an earlier one $l$. The
     activities are the steady state of
 
     $$\tau\, \frac{dY^l}{dt} = -Y^l + f(W^l Y^l + Q^l Y^{l-1}
-      + \textstyle\sum_{j>l} R^{jl} Y^j + T^l),$$
+      + \textstyle\sum_{j>l} R^{jl} Y^j + b^l),$$
 
     which is neurodyn's $\tau\,dx/dt = -x + F(x; \theta, I)$ with block-structured
     $F$. The state is $x = (x_{\mathrm{in}}, Y^0, \dots, Y^{L-1})$: the first
@@ -285,15 +336,15 @@ class ImplicitRecurrentNetwork(AbstractNetwork):
 
     @property
     def n_parameters(self) -> int:
-        """The number of free parameters: $Q$, $T$, $R$ and the unmasked $W$."""
+        """The number of free parameters: $Q$, $b$, $R$ and the unmasked $W$."""
         count = sum(
-            ly.Q.size + ly.T.size + int(np.sum(np.asarray(ly.lateral)))
+            ly.Q.size + ly.bias.size + int(np.sum(np.asarray(ly.lateral)))
             for ly in self.layers
         )
         return int(count + sum(R.size for R in self.feedback))
 
     def net_inputs(self, x: Float[Array, " n"], I: Float[Array, " n"]) -> list[Array]:
-        r"""$\tilde X^l = W^l Y^l + Q^l Y^{l-1} + \sum_{j>l} R^{jl} Y^j + T^l$ for
+        r"""$\tilde X^l = W^l Y^l + Q^l Y^{l-1} + \sum_{j>l} R^{jl} Y^j + b^l$ for
         every layer."""
         X = I[: self.n_inputs]
         Y = self.layer_activities(x)
@@ -348,7 +399,7 @@ def implicit_network(
     scale: float = 0.5,
 ) -> ImplicitRecurrentNetwork:
     r"""An [`neurodyn.ImplicitRecurrentNetwork`][] initialised as in the paper:
-    $Q$ and $T$ uniform in $[-\mathrm{scale}, \mathrm{scale})$, every recurrent
+    $Q$ and $b$ uniform in $[-\mathrm{scale}, \mathrm{scale})$, every recurrent
     weight ($W$ and $R$) zero.
 
     **Arguments:**
