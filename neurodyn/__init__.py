@@ -22,17 +22,17 @@ from ._analysis.hessian import (
     hessian_eigenvalues as hessian_eigenvalues,
     hessian_vector_product as hessian_vector_product,
 )
-from ._analysis.landscape import (
+from ._analysis.landscape.manifolds import unstable_manifolds as unstable_manifolds
+from ._analysis.landscape.memory import memory_landscape as memory_landscape
+from ._analysis.landscape.results import (
     Landscape as Landscape,
     LandscapeEvent as LandscapeEvent,
     LandscapeTrace as LandscapeTrace,
     UnstableManifolds as UnstableManifolds,
-    find_fixed_points as find_fixed_points,
-    fixed_points_along as fixed_points_along,
-    memory_landscape as memory_landscape,
-    starts_near as starts_near,
-    unstable_manifolds as unstable_manifolds,
 )
+from ._analysis.landscape.search import find_fixed_points as find_fixed_points
+from ._analysis.landscape.starts import starts_near as starts_near
+from ._analysis.landscape.tracking import fixed_points_along as fixed_points_along
 from ._analysis.spectra import (
     adjoint_spectrum as adjoint_spectrum,
     almeida_check as almeida_check,
