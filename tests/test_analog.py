@@ -309,10 +309,10 @@ def test_default_method_by_time_scale_separation():
         nd.SlowManifold(order=2)
 
 
-@pytest.mark.parametrize(
-    "method",
-    [nd.FullSystem(), pytest.param(nd.SlowManifold(layer=5.0), marks=pytest.mark.slow)],
-)
+# Slow tier: two more compilations of the learning run (the default tier's guard is
+# test_pattern_schedule_restarts_the_error_signal, the same schedule and problem).
+@pytest.mark.slow
+@pytest.mark.parametrize("method", [nd.FullSystem(), nd.SlowManifold(layer=5.0)])
 def test_pattern_schedule_restarts_at_each_switch(problem, method):
     net, I, T = problem
     schedule = nd.PatternSchedule(jnp.array([0.0, 10.0, 20.0]), jnp.array([2, 0]))

@@ -214,6 +214,10 @@ def test_saddle_node_crossing_found_where_the_weight_passes_one():
     assert loss.crossing == pytest.approx(6 + 2 / 3, abs=1e-9)
 
 
+# Slow tier (its own continuation compile, 2 units): the default tier classifies a
+# Hopf pair in test_fold_when_a_fixed_point_vanishes and finds a crossing in
+# test_saddle_node_crossing_found_where_the_weight_passes_one.
+@pytest.mark.slow
 def test_hopf_crossing_of_a_rotating_pair():
     """W = a 1 + b R (R a quarter turn): eigenvalues -1 + a +- i b cross at a = 1
     with a nonzero frequency b."""
