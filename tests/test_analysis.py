@@ -234,6 +234,10 @@ def test_hopf_crossing_of_a_rotating_pair():
     assert stable.loss is None
 
 
+# Slow tier (a tight training run with snapshots, ~11 s): the default tier's guards
+# are test_monitor_continue_records_without_stopping (what "stop" and "continue"
+# return at the same loss) and test_settings' monitor test.
+@pytest.mark.slow
 def test_monitor_stops_training_at_the_loss():
     """One linear unit learning T = 3 I: SGD with eta = 0.5 jumps from w = 0.2 over
     the boundary w = 1 in the first update (w = 1.5671875)."""
