@@ -1,5 +1,6 @@
 r"""The implicit function theorem at a fixed point, in forward mode with its
-transpose: one rule under every adjoint gradient method and the Hessians.
+transpose: one rule under every adjoint gradient method, the Hessians and the
+continuation of fixed points along learning (its predictor).
 
 The fixed point $x^* = F(x^*; \theta, I)$ moves with a tangent $(\dot\theta, \dot I)$
 of the model and source (any pytrees) by

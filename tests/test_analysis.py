@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import neurodyn as nd
-from neurodyn._analysis import naumov
+from neurodyn._analysis import naumov, stability
 
 from .helpers import (
     NETWORK_CLASSES,
@@ -288,6 +288,35 @@ def test_stability_along_takes_a_run_by_its_class_not_its_attributes():
     for lookalike in lookalikes:
         with pytest.raises(ValueError, match="must be a `History`"):
             nd.stability_along(lookalike, I)
+
+
+def test_continuation_predicts_along_the_branch_tangent():
+    """The predictor moves a fixed point to the next model along the branch's
+    tangent (the implicit function theorem in forward mode), so its error is second
+    order in the step (halving the step quarters it) where staying put is first
+    order; Newton then lands on the next model's relaxed fixed point."""
+    net = random_network(nd.FirstOrderNetwork, scale=1.5, activation=nd.tanh)
+    I, _ = random_patterns()
+    x = nd.relax(net, I, throw=True, **TIGHT_RELAX).x
+    direction = np.random.default_rng(2).normal(size=net.weights.shape)
+
+    def errors(step):
+        moved = eqx.tree_at(lambda m: m.weights, net, net.weights + step * direction)
+        target = nd.relax(moved, I, x0=x, throw=True, **TIGHT_RELAX).x
+        predicted = jax.vmap(lambda i, x_: stability._predict(net, moved, i, x_))(I, x)
+        return (
+            float(jnp.max(jnp.abs(predicted - target))),
+            float(jnp.max(jnp.abs(x - target))),
+        )
+
+    (predicted, stayed), (half, _) = errors(1e-2), errors(5e-3)
+    assert predicted < 0.05 * stayed
+    assert 3.5 < predicted / half < 4.5  # second order in the step
+    moved = eqx.tree_at(lambda m: m.weights, net, net.weights + 1e-2 * direction)
+    models = jax.tree.map(lambda *a: jnp.stack(a), net, moved)
+    trace = nd.stability_along(models, I, x0=x)
+    target = nd.relax(moved, I, x0=x, throw=True, **TIGHT_RELAX).x
+    assert np.allclose(trace.x[1], target, atol=1e-10)
 
 
 def test_fold_when_a_fixed_point_vanishes():

@@ -3,11 +3,19 @@ as the weights change, and the first update (or time) at which a fixed point los
 stability.
 
 Each pattern's fixed point is *tracked* by continuation: relaxed once at the first
-model, then refined by Newton's method on $R(x) = F(x) - x = 0$,
+model, then carried from model $\theta$ to the next, $\theta + \Delta\theta$, by a
+predictor and a corrector. The predictor is the branch's tangent, the implicit
+function theorem in forward mode (`neurodyn._implicit`, the rule under every adjoint
+gradient and the Hessians),
 
-$$x \leftarrow x - (\partial F/\partial x - 1)^{-1} R(x),$$
+$$x \leftarrow x + (1 - A)^{-1}\,\frac{\partial F}{\partial\theta}\Delta\theta,
+  \qquad A = \partial F/\partial x,$$
 
-from its position at the previous model. Newton converges to unstable fixed points as
+and the corrector is Newton's method on $R(x) = F(x) - x = 0$ with the same operator,
+
+$$x \leftarrow x + (1 - A)^{-1} R(x),$$
+
+both solved by LU (`lineax`). Newton converges to unstable fixed points as
 well, so the leading eigenvalue $\lambda_1$ of $L = (-1 + \partial F/\partial x)/\tau$
 is followed continuously through $\mathrm{Re}\,\lambda_1 = 0$. Stability is lost where
 $\mathrm{Re}\,\lambda_1$ turns positive, by a real eigenvalue (saddle-node; for a
@@ -23,9 +31,13 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Complex, Float, PyTree, Real
 
+from .._dynamics import relaxation_operator
+from .._gradients import ImplicitDiff
+from .._implicit import implicit_state
 from .._learning.analog import AnalogRun
 from .._learning.train import History
 from .._models.base import AbstractNetwork
@@ -47,16 +59,38 @@ ANALYSIS_SETTINGS = dict(rtol=ANALYSIS_RTOL, atol=ANALYSIS_ATOL)
 
 
 def _newton(model, I, x, iterations):
-    """`iterations` Newton steps on $F(x) - x = 0$; the state and its residual."""
+    r"""`iterations` Newton steps on $F(x) - x = 0$; the state and its residual."""
 
     def step(_, x):
-        residual = model.drive(x, I) - x
-        J = jax.jacfwd(lambda x_: model.drive(x_, I))(x) - jnp.eye(x.shape[0])
-        dx = jnp.linalg.solve(J, residual)
-        return jnp.where(jnp.all(jnp.isfinite(dx)), x - dx, x)
+        operator = relaxation_operator(model, x, I)  # 1 - A
+        dx = lx.linear_solve(operator, model.drive(x, I) - x, lx.LU(), throw=False)
+        return jnp.where(jnp.all(jnp.isfinite(dx.value)), x + dx.value, x)
 
     x = jax.lax.fori_loop(0, iterations, step, x)
     return x, jnp.max(jnp.abs(model.drive(x, I) - x))
+
+
+def _predict(model, next_model, I, x):
+    r"""The branch through the fixed point `x` of `model`, followed to `next_model`
+    along its tangent: $x + \dot x$ with $(1 - A)\dot x = (\partial F/\partial
+    \theta)\Delta\theta$ (the implicit function theorem, forward mode; `x` where
+    $1 - A$ is singular)."""
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    delta = jax.tree.map(
+        jnp.subtract, eqx.filter(next_model, eqx.is_inexact_array), params
+    )
+
+    def fixed_point(p):
+        return implicit_state(
+            (eqx.combine(p, static), I),
+            x_star=x,
+            converged=jnp.array(True),
+            method=ImplicitDiff(),
+            relaxation=None,
+        )
+
+    _, dx = jax.jvp(fixed_point, (params,), (delta,))
+    return jnp.where(jnp.all(jnp.isfinite(dx)), x + dx, x)
 
 
 def _spectrum_at(model, I, x):
@@ -64,21 +98,31 @@ def _spectrum_at(model, I, x):
 
 
 @eqx.filter_jit
-def _track(models, I, x_start, iterations):
+def _track(models, I, x_start, start_model, iterations):
+    """Follow every pattern's fixed point from `x_start` (at `start_model`) through
+    the stacked `models`: predictor and corrector (module docstring)."""
     arrays, static = eqx.partition(models, eqx.is_array)
 
-    def one(x_prev, model_arrays):
+    def one(carry, model_arrays):
+        x_prev, on_branch, previous_arrays = carry
         model = eqx.combine(model_arrays, static)
-        x, residual = jax.vmap(lambda i, x_: _newton(model, i, x_, iterations))(
-            I, x_prev
-        )
+        previous = eqx.combine(previous_arrays, static)
+
+        def follow(i, x_, predicted):
+            start = jnp.where(predicted, _predict(previous, model, i, x_), x_)
+            return _newton(model, i, start, iterations)
+
+        x, residual = jax.vmap(follow)(I, x_prev, on_branch)
         spectra = jax.vmap(lambda i, x_: _spectrum_at(model, i, x_))(I, x)
         ok = residual < 100 * jnp.sqrt(jnp.finfo(residual.dtype).eps)
-        # A lost branch is not followed further: restart from the last good state.
-        carry = jnp.where(ok[:, None], x, x_prev)
+        # A lost branch is not followed further: restart from the last good state,
+        # without a predictor (its tangent belongs to an older model).
+        carry = (jnp.where(ok[:, None], x, x_prev), ok, model_arrays)
         return carry, (x, residual, spectra)
 
-    _, out = jax.lax.scan(one, x_start, arrays)
+    on_branch = jnp.ones(x_start.shape[0], bool)
+    start = (x_start, on_branch, eqx.filter(start_model, eqx.is_array))
+    _, out = jax.lax.scan(one, start, arrays)
     return out
 
 
@@ -257,7 +301,7 @@ def stability_along(
         "stability_along", relaxation, deprecated, ANALYSIS_SETTINGS
     )
     x_start = _relax_all(first, I, initial_state(first, I, x0), relaxation)
-    x, residual, spectra = _track(models, I, x_start, newton_iterations)
+    x, residual, spectra = _track(models, I, x_start, first, newton_iterations)
     trace = StabilityTrace(jnp.asarray(steps), x, residual, spectra, None)
     loss = first_stability_loss(steps, trace.leading, trace.tracked, tol=tol)
     return StabilityTrace(trace.steps, x, residual, spectra, loss)
@@ -333,6 +377,7 @@ class StabilityMonitor:
         self.residuals: list = []
         self.spectra: list = []
         self.loss: StabilityLoss | None = None
+        self._model: AbstractNetwork | None = None  # the last one tracked
 
     def __call__(self, step: int, model: AbstractNetwork) -> bool:
         I = as_patterns("I", self.I, model.n_units)
@@ -340,10 +385,14 @@ class StabilityMonitor:
             x_prev = _relax_all(
                 model, I, initial_state(model, I, self.x0), self.relaxation
             )
+            previous = model
         else:
-            x_prev = self.states[-1]
+            x_prev, previous = self.states[-1], self._model
         stacked = jax.tree.map(lambda a: a[None] if eqx.is_array(a) else a, model)
-        x, residual, spectra = _track(stacked, I, x_prev, self.newton_iterations)
+        x, residual, spectra = _track(
+            stacked, I, x_prev, previous, self.newton_iterations
+        )
+        self._model = model
         self.steps.append(step)
         self.states.append(x[0])
         self.residuals.append(residual[0])
