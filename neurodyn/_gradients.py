@@ -245,10 +245,12 @@ def _value_and_grad(model, I, T, x0, method, relaxation):
     return check_converged(fp, (E, grads))
 
 
-def check_method(method) -> None:
+def check_method(method, name: str = "method") -> None:
+    """A clear error, naming the argument `name`, unless `method` is a gradient
+    method."""
     if not isinstance(method, AbstractGradientMethod):
         raise ValueError(
-            "`method` must be a gradient method: `nd.RecurrentBackprop()`, "
+            f"`{name}` must be a gradient method: `nd.RecurrentBackprop()`, "
             "`nd.ImplicitDiff()`, `nd.UnrolledBPTT()`, `nd.SemiGradient()`, "
             "`nd.PhantomGradient(steps)` or `nd.EquilibriumPropagation(beta)`, got "
             f"{method!r}."

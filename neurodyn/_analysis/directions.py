@@ -103,8 +103,8 @@ def compare_directions(
             f"`[nd.SemiGradient(), nd.PhantomGradient()]`, got {methods!r}."
         )
     for method in methods:
-        check_method(method)
-    check_method(reference)
+        check_method(method, "methods")
+    check_method(reference, "reference")
     as_count("repeats", repeats)
     relaxation = as_relaxation("compare_directions", relaxation, deprecated)
     I = as_patterns("I", I, model.n_units)
