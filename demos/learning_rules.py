@@ -20,7 +20,12 @@ import optax
 import neurodyn as nd
 from neurodyn import plot
 from neurodyn._demos import stability
-from neurodyn._runs import model_arrays, model_config, write_json
+from neurodyn._runs import (
+    model_arrays,
+    model_config,
+    relaxation_config,
+    write_json,
+)
 
 
 N, N_IN, N_OUT, P = 10, 4, 2, 8
@@ -280,6 +285,7 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
             "methods": labels,
             "optimizer": "adam(0.05)",
             "steps": steps,
+            "relaxation": relaxation_config(nd.Relaxation()),
         },
     )
     metrics = {

@@ -11,7 +11,12 @@ import optax
 
 import neurodyn as nd
 from neurodyn import plot
-from neurodyn._runs import model_arrays, model_config, write_json
+from neurodyn._runs import (
+    model_arrays,
+    model_config,
+    relaxation_config,
+    write_json,
+)
 
 
 # %% [markdown]
@@ -163,6 +168,7 @@ def run(out: pathlib.Path, *, small: bool = False) -> dict:
             "steps": steps,
             "method": "ImplicitDiff",
             "on_loss": "stop",
+            "relaxation": relaxation_config(nd.Relaxation()),
         },
     )
     runs = {}

@@ -46,6 +46,19 @@ def model_config(model) -> dict:
     return config
 
 
+def relaxation_config(relaxation) -> dict:
+    """The settings of a `Relaxation`, for a run's config.json: the solver as
+    written, its tolerances and budget (None where the default depends on tau)."""
+    return {
+        "solver": repr(relaxation.solver),
+        "rtol": relaxation.rtol,
+        "atol": relaxation.atol,
+        "t_max": relaxation.t_max,
+        "max_steps": relaxation.max_steps,
+        "attractors_only": relaxation.attractors_only,
+    }
+
+
 def jsonable(value):
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}

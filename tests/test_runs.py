@@ -1,11 +1,14 @@
 """Run folders' files: a model's arrays by field name, metrics as plain JSON."""
 
+import json
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neurodyn._runs import jsonable, model_arrays
+import neurodyn as nd
+from neurodyn._runs import jsonable, model_arrays, relaxation_config
 
 
 class _Holder(eqx.Module):
@@ -28,3 +31,20 @@ def test_model_arrays_keeps_arrays_and_only_arrays():
 def test_jsonable_turns_arrays_into_numbers_and_lists():
     content = {"a": np.float32(1.5), "b": jnp.arange(3), "c": [np.int64(2)], 4: "x"}
     assert jsonable(content) == {"a": 1.5, "b": [0, 1, 2], "c": [2], "4": "x"}
+
+
+def test_relaxation_config_records_every_setting():
+    """A run folder says how its steady states were found: the solver as written,
+    the tolerances and the budget, as plain JSON."""
+    relaxation = nd.Relaxation(
+        nd.Anderson(memory=3), rtol=1e-5, atol=1e-7, t_max=50.0, max_steps=99
+    )
+    config = json.loads(json.dumps(relaxation_config(relaxation)))
+    assert config == {
+        "solver": "Anderson(memory=3)",
+        "rtol": 1e-5,
+        "atol": 1e-7,
+        "t_max": 50.0,
+        "max_steps": 99,
+        "attractors_only": True,
+    }
