@@ -5,6 +5,7 @@ import json
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 
@@ -134,3 +135,15 @@ def run_demo(tmp_path_factory, name):
     metrics = json.loads((out / "metrics.json").read_text())
     arrays = {f.stem: dict(np.load(f)) for f in out.glob("*.npz")}
     return out, metrics, arrays
+
+
+@pytest.fixture(autouse=True)
+def as_a_user_calls():
+    """Autouse in every module that imports it: each call meets neurodyn's own
+    checks, as a user's does. The jaxtyping check that pyproject's `addopts` puts
+    around neurodyn's functions is off (it would refuse a wrong type first, with its
+    own message)."""
+    before = jaxtyping.config.jaxtyping_disable
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", before)

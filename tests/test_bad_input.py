@@ -10,13 +10,11 @@ to break it. The checks run before anything is compiled, so this is cheap.
 
 import dataclasses
 import inspect
-import json
 import traceback
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import jaxtyping
 import numpy as np
 import optax
 import pytest
@@ -24,7 +22,8 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import neurodyn as nd
 import neurodyn.discrete as ndd
-from neurodyn.cli import main
+
+from .helpers import as_a_user_calls  # noqa: F401 - autouse: neurodyn's own checks
 
 
 N, P = 3, 2  # units and patterns of every network and batch below (one compilation)
@@ -757,17 +756,6 @@ def _public_callables(module) -> set[str]:
     }
 
 
-@pytest.fixture(autouse=True)
-def as_a_user_calls():
-    """Every call of this module meets neurodyn's own checks, as a user's does: the
-    jaxtyping check that pyproject's `addopts` puts around neurodyn's functions is
-    off (it would refuse a wrong type first, with its own message)."""
-    before = jaxtyping.config.jaxtyping_disable
-    jaxtyping.config.update("jaxtyping_disable", True)
-    yield
-    jaxtyping.config.update("jaxtyping_disable", before)
-
-
 def test_every_public_entry_point_is_fuzzed():
     """A new public function must join ENTRY_POINTS (or say why it is not one)."""
     public = _public_callables(nd) | _public_callables(ndd)
@@ -854,101 +842,3 @@ def _valid_value(entry: Entry, name: str):
         return entry.args[params.index(name)]
     kind = entry.kinds[name]
     return {PATTERNS: X, ARRAY: np.ones(3), MASK_KIND: MASK}.get(kind, 1.0)
-
-
-# The command line: every command refuses bad input with one line and exit code 2.
-
-CONFIG = {
-    "model": {"n_units": N, "input_units": [0], "output_units": [2]},
-    "patterns": {"I": I.tolist(), "T": T.tolist()},
-    "optimizer": {"name": "sgd", "learning_rate": 0.5},
-    "steps": 2,
-}
-# (section or None, key): invalid values. A value out of these never trains.
-BAD_CONFIG_VALUES = {
-    (None, "steps"): [-1, 1.5, "3", None, True],
-    (None, "seed"): [-1, 1.5, "0"],
-    (None, "checkpoint_every"): [0, -2, 2.5],
-    (None, "mode"): ["random", 3],
-    (None, "method"): ["Newton", 1],
-    ("model", "n_units"): [0, -3, 2.5, "3", N + 1],
-    ("model", "tau"): [0, -1.0, float("nan"), float("inf"), "1"],
-    ("model", "weight_scale"): [float("nan"), float("inf"), "x"],
-    ("model", "activation"): ["relu", 3],
-    ("model", "input_units"): [[7], [-1], "0", [0.5]],
-    ("model", "class"): ["Hopfield"],
-    ("optimizer", "name"): ["lbfgs", 3],
-    ("optimizer", "learning_rate"): [0, -0.1, float("nan"), float("inf"), "0.1"],
-    ("patterns", "I"): [[], [[0, 0]], [[float("nan"), 0, 0]] * P, "abc", [[0, 0, 0]]],
-    ("patterns", "T"): [[], [[0, 0, 0, 0]] * P, [[0, float("inf"), 0]] * P, [[1]]],
-    (None, "stpes"): [3],  # an unknown key
-}
-
-
-def _one_line_error(capsys, *names: str) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("neurodyn: error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    assert any(f"'{name}'" in err or f"`{name}`" in err for name in names), err
-    return err
-
-
-@settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(data=st.data())
-def test_train_refuses_a_bad_config_by_key(tmp_path, capsys, data):
-    section, key = data.draw(st.sampled_from(sorted(BAD_CONFIG_VALUES, key=str)))
-    value = data.draw(st.sampled_from(BAD_CONFIG_VALUES[section, key]))
-    config = json.loads(json.dumps(CONFIG))
-    (config if section is None else config[section])[key] = value
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    assert main(["train", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
-    # A wrong number of units shows in the patterns of that size.
-    _one_line_error(capsys, key, *(["I"] if key == "n_units" else []))
-    assert not (tmp_path / "r").exists()
-
-
-@pytest.mark.parametrize(
-    "content, message",
-    [
-        (None, "does not exist"),
-        ("{", "is not valid JSON"),
-        ("[1, 2]", "must be a JSON object"),
-        (b"\xff\xfe\x00", "is not valid JSON"),
-        (json.dumps({k: v for k, v in CONFIG.items() if k != "optimizer"}), "Missing"),
-    ],
-)
-def test_train_refuses_a_bad_config_file(tmp_path, capsys, content, message):
-    path = tmp_path / "config.json"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif content is not None:
-        path.write_text(content)
-    assert main(["train", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1, err
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["demo", "no-such-demo"], "Unknown demo 'no-such-demo'"),
-        (["demo", "xor", "--out", "/proc/x"], "/proc/x"),
-        (["demo", "xor", "--out", "/dev/null"], "is not a folder"),
-        (["train", "--config", "{c}", "--out", "/proc/x"], "/proc/x"),
-        (["plot", "/no/such/run"], "does not exist"),
-        (["plot", "{tmp}"], "not a finished run folder"),
-    ],
-)
-def test_commands_refuse_bad_folders(tmp_path, capsys, argv, message):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(CONFIG))
-    argv = [a.format(c=config, tmp=tmp_path) for a in argv]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
