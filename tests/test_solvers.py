@@ -11,6 +11,7 @@ the adjoint system, independent of neurodyn's solvers and gradient methods.
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -196,6 +197,21 @@ def test_ritz_values_are_the_eigenvalues_when_steps_reach_n():
     expected = np.sort_complex(np.linalg.eigvals(L))
     got = np.sort_complex(np.asarray(ritz_values(_field(net, i), jnp.asarray(x), n)))
     assert np.allclose(got, expected, atol=1e-10)
+
+
+def test_the_probe_is_a_constant_of_the_program():
+    """The certificate's probe is drawn when the program is traced: no random number
+    generator in the program (compiled into every solver that certifies, it was
+    three quarters of the certificate's instructions), and the same probe under
+    `jit` as outside it."""
+    rng = np.random.default_rng(3)
+    net = nd.FirstOrderNetwork(jnp.asarray(rng.normal(size=(6, 6))))
+    x, i = jnp.asarray(rng.uniform(-1, 1, size=6)), jnp.zeros(6)
+    program = str(jax.make_jaxpr(lambda y: ritz_values(_field(net, i), y))(x))
+    assert "threefry" not in program and "random_bits" not in program
+    eager = ritz_values(_field(net, i), x)
+    jitted = jax.jit(lambda y: ritz_values(_field(net, i), y))(x)
+    assert np.allclose(np.sort_complex(jitted), np.sort_complex(eager), rtol=1e-12)
 
 
 def test_certificate_margin_is_the_horizon():

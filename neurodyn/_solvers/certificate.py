@@ -49,7 +49,11 @@ def ritz_values(
     k = min(steps, y.shape[0])
     tiny = jnp.finfo(y.dtype).tiny
     _, jvp = jax.linearize(field, y)
-    probe = jr.normal(jr.key(_PROBE_SEED), y.shape, y.dtype)
+    # Drawn when traced, so that it is a constant of the program, not a random
+    # number generator compiled into every solver that certifies (that was three
+    # quarters of the certificate's instructions).
+    with jax.ensure_compile_time_eval():
+        probe = jr.normal(jr.key(_PROBE_SEED), y.shape, y.dtype)
     basis = [probe / jnp.linalg.norm(probe)]
     zero = jnp.zeros((), y.dtype)
     entries = [[zero] * k for _ in range(k)]  # H, filled column by column
