@@ -25,7 +25,7 @@ import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ._dynamics import relaxation_operator
-from ._implicit import batched_drive, implicit_state, stop_gradients
+from ._implicit import implicit_state, stop_gradients
 from ._models.base import AbstractNetwork
 from ._relax import (
     FixedPoint,
@@ -73,13 +73,13 @@ class AbstractAdjointMethod(AbstractGradientMethod):
     def solve_adjoint(
         self,
         model: AbstractNetwork,
-        x: Float[Array, "*p n"],
+        x: Float[Array, " n"],
         I: PyTree,
-        source: Float[Array, "*p n"],
+        source: Float[Array, " n"],
         relaxation: Relaxation,
-    ) -> tuple[Float[Array, "*p n"], RESULTS]:
+    ) -> tuple[Float[Array, " n"], RESULTS]:
         r"""Solve $(1 - \partial F/\partial x)^T z = $ `source` at $x$, for one
-        pattern or a batch (a leading pattern axis on `x`, `I`, `source`)."""
+        pattern (a batch is a `jax.vmap` over this)."""
 
     def fixed_point(self, model, I, x0, relaxation):
         fp = relax_patterns(
@@ -140,22 +140,17 @@ class RecurrentBackprop(AbstractAdjointMethod):
 
         def relaxed(transpose):
             def solve(_, b):
-                out = relaxation.solve(
-                    lambda a: _linear_field(model, *a, transpose),
-                    b,
-                    (x, I, b),
-                    model.tau,
-                    scale=rms(b),
-                )
+                field = _linear_field(model, x, I, b, transpose)
+                out = relaxation.solve(field, b, model.tau, scale=rms(b))
                 if transpose:
                     return out.y, out.result
                 # The tangent relaxation has no error channel: a failure is NaN.
                 ok = out.result == RESULTS.successful
-                return jnp.where(jnp.expand_dims(ok, -1), out.y, jnp.nan), out.result
+                return jnp.where(ok, out.y, jnp.nan), out.result
 
             return solve
 
-        _, pullback = jax.vjp(lambda x_: batched_drive((model, I), x_), x)
+        _, pullback = jax.vjp(lambda x_: model.drive(x_, I), x)
         z, result = jax.lax.custom_linear_solve(
             lambda v: v - pullback(v)[0],
             source,
@@ -181,10 +176,6 @@ class ImplicitDiff(AbstractAdjointMethod):
 
     def solve_adjoint(self, model, x, I, source, relaxation):
         del relaxation
-        if x.ndim == 2:
-            return jax.vmap(lambda *a: self.solve_adjoint(model, *a, None))(
-                x, I, source
-            )
         operator = relaxation_operator(model, x, I, transpose=True)
         sol = lx.linear_solve(operator, source, self.linear_solver, throw=False)
         ok = (sol.result == lx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.value))

@@ -130,11 +130,12 @@ def nudged(
 ) -> Outcome:
     r"""The fixed point of $\tau\, ds/dt = -s + F(s) + $ `force`, from `start`."""
 
-    def field(args):
-        i, f = args
-        return lambda s: (model.drive(s, i) - s + f) / model.tau
+    def one(i, s0, f):
+        return relaxation.solve(
+            lambda s: (model.drive(s, i) - s + f) / model.tau, s0, model.tau
+        )
 
-    return relaxation.solve(field, start, (I, force), model.tau)
+    return one(I, start, force) if start.ndim == 1 else jax.vmap(one)(I, start, force)
 
 
 @eqx.filter_custom_vjp

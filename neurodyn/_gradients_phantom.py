@@ -60,10 +60,6 @@ class PhantomGradient(AbstractAdjointMethod):
     def solve_adjoint(self, model, x, I, source, relaxation):
         r"""$z_k$ of the class docstring for `source` $= \bar x$."""
         del relaxation
-        if x.ndim == 2:
-            return jax.vmap(lambda *a: self.solve_adjoint(model, *a, None))(
-                x, I, source
-            )
         _, vjp = jax.vjp(lambda x_: model.drive(x_, I), x)
         lam = self.damping
 

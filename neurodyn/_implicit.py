@@ -72,9 +72,14 @@ def _implicit_state_jvp(primals, tangents, *, x_star, converged, method, relaxat
     )
     _, A = jax.linearize(lambda x_: batched_drive(model_and_input, x_), x)
 
-    # Traced once, evaluated by both solves: the adjoint solve and its transpose.
+    def solve_each(x_, i, s):
+        return method.solve_adjoint(model, x_, i, s, relaxation)
+
+    # Traced once, evaluated by both solves: the adjoint solve and its transpose,
+    # for one pattern or vmapped over a batch.
     closed, shapes = jax.make_jaxpr(
-        lambda s: method.solve_adjoint(model, x, I, s, relaxation), return_shape=True
+        lambda s: solve_each(x, I, s) if x.ndim == 1 else jax.vmap(solve_each)(x, I, s),
+        return_shape=True,
     )(b)
     structure = jax.tree.structure(shapes)
 

@@ -124,15 +124,16 @@ def relax_patterns(
     x0: Float[Array, "*p n"],
     relaxation: Relaxation,
 ) -> FixedPoint:
-    """Relax one pattern `(N,)` or a batch `(P, N)` (a batch decides a fallback as a
-    whole). Differentiable by backpropagation through the solver only for the ODE
-    relaxation."""
-    out = relaxation.solve(
-        lambda i: lambda x_: forward_field(model, x_, i), x0, I, model.tau
-    )
-    drive = model.drive if x0.ndim == 1 else jax.vmap(model.drive)
-    residual = jnp.max(jnp.abs(drive(out.y, I) - out.y), axis=-1)
-    return FixedPoint(out.y, out.result, out.t, out.num_steps, residual)
+    """Relax one pattern `(N,)` or a batch `(P, N)`, a `vmap` over the patterns (a
+    fallback decides for the whole batch). Differentiable by backpropagation
+    through the solver only for the ODE relaxation."""
+
+    def one(i, x0):
+        out = relaxation.solve(lambda x_: forward_field(model, x_, i), x0, model.tau)
+        residual = jnp.max(jnp.abs(model.drive(out.y, i) - out.y))
+        return FixedPoint(out.y, out.result, out.t, out.num_steps, residual)
+
+    return one(I, x0) if x0.ndim == 1 else jax.vmap(one)(I, x0)
 
 
 def initial_state(

@@ -14,8 +14,6 @@ from neurodyn._models.base import AbstractClosedFormNetwork
 
 # Breaks left for other work: each must still be one (the list stays true).
 KNOWN = {
-    # The whole-batch fallback decision: issue 23, item 3 (the batch axis).
-    ("Fallback", "solve_batch"),
     # The Boolean criterion's residual: neurodyn.discrete, not in issue 23 item 5.
     ("Boolean", "residual"),
 }

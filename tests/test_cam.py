@@ -117,10 +117,7 @@ def test_closed_form_equals_generic(problem):
         source = cam.training_source(i, t)
         J = cam.error(z, t)
         out = RELAXATION.solve(
-            lambda _: lambda y: cam.error_dynamics(y, z, source, J),
-            jnp.zeros_like(z),
-            None,
-            cam.tau,
+            lambda y: cam.error_dynamics(y, z, source, J), jnp.zeros_like(z), cam.tau
         )
         ok = out.result == nd.RESULTS.successful
         return cam.weight_dynamics(out.y, z, source), out.y, ok
@@ -137,10 +134,7 @@ def test_closed_form_equals_generic(problem):
     J = cam.error(z[0], T[0])
     source = nd.Clamped(I[0], T[0])
     adjoint = RELAXATION.solve(
-        lambda _: lambda a: nd.adjoint_field(cam, z[0], source, a, J),
-        jnp.zeros_like(J),
-        None,
-        1.0,
+        lambda a: nd.adjoint_field(cam, z[0], source, a, J), jnp.zeros_like(J), 1.0
     ).y
     v = cam.weights @ cam.clamped_state(z[0], T[0])
     assert relative_error(y[0], cam.activation.derivative(v) * adjoint) <= 1e-9

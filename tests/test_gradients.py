@@ -76,10 +76,7 @@ def test_closed_form_equals_generic(problem):
     def pineda_velocity(x, i, t):
         J = net.error(x, t)
         out = quick_relaxation().solve(
-            lambda _: lambda y: net.error_dynamics(y, x, i, J),
-            jnp.zeros_like(x),
-            None,
-            net.tau,
+            lambda y: net.error_dynamics(y, x, i, J), jnp.zeros_like(x), net.tau
         )
         assert out.result == nd.RESULTS.successful
         return net.weight_dynamics(out.y, x, i)
@@ -97,19 +94,12 @@ def test_closed_form_error_signal_is_gprime_times_adjoint(problem):
     zero = jnp.zeros_like(x)
     z = (
         quick_relaxation()
-        .solve(
-            lambda _: lambda z: nd.adjoint_field(net, x, I[0], z, J),
-            zero,
-            None,
-            net.tau,
-        )
+        .solve(lambda z: nd.adjoint_field(net, x, I[0], z, J), zero, net.tau)
         .y
     )
     y = (
         quick_relaxation()
-        .solve(
-            lambda _: lambda y: net.error_dynamics(y, x, I[0], J), zero, None, net.tau
-        )
+        .solve(lambda y: net.error_dynamics(y, x, I[0], J), zero, net.tau)
         .y
     )
     gprime = net.activation.derivative(net.net_input(x, I[0]))

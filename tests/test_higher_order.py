@@ -97,10 +97,10 @@ def closed_form_and_generic(net, x, I, T):
         J = net.error(x, t)
         zero = jnp.zeros_like(x)
         y = quick_relaxation().solve(
-            lambda _: lambda y: net.error_dynamics(y, x, i, J), zero, None, net.tau
+            lambda y: net.error_dynamics(y, x, i, J), zero, net.tau
         )
         z = quick_relaxation().solve(
-            lambda _: lambda z: nd.adjoint_field(net, x, i, z, J), zero, None, net.tau
+            lambda z: nd.adjoint_field(net, x, i, z, J), zero, net.tau
         )
         ok = (y.result == nd.RESULTS.successful) & (z.result == nd.RESULTS.successful)
         gprime = net.activation.derivative(net.net_input(x, i))

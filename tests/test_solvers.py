@@ -11,6 +11,7 @@ the adjoint system, independent of neurodyn's solvers and gradient methods.
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 
 import neurodyn as nd
 from neurodyn._dynamics import forward_field
+from neurodyn._relax import relax_patterns
 from neurodyn._solvers.certificate import ritz_values
 
 from .helpers import TIGHT, relative_error
@@ -157,6 +159,65 @@ def test_fallback_rescues_a_failed_iteration(problem):
     assert float(jnp.max(jnp.abs(fp.x - x_ref))) <= 1e-10
     if kind == "not contracting":
         assert bool(jnp.all(fp.num_steps > plain.num_steps[0]))
+
+
+class _Recorded(nd.AbstractSteadyStateSolver):
+    """The ODE relaxation, noting on the host each time its program runs."""
+
+    def ode_relaxation(self) -> None:
+        return None
+
+    def solve(self, relaxation, field, y0, tau, scale):
+        jax.debug.callback(lambda: _RESCUES.append(1))
+        return nd.ODERelaxation().solve(relaxation, field, y0, tau, scale)
+
+
+_RESCUES = []
+
+
+def test_the_fallback_decides_for_the_whole_batch_under_vmap():
+    """The fallback is written for one pattern; under `vmap` (the batch axis, and a
+    user's sweep around it) its rescue still runs only when some pattern needs
+    it, not for every pattern as a select would, and patterns that settled keep
+    the first solver's answer."""
+    relaxation = nd.Relaxation(nd.Fallback(nd.FixedPointIteration(), _Recorded()))
+    net, I, _ = regime("contracting")
+    _RESCUES.clear()
+    fp = nd.relax(net, I, relaxation=relaxation)
+    sweep = jax.jit(
+        jax.vmap(
+            lambda s: relax_patterns(
+                eqx.tree_at(lambda m: m.weights, net, s * net.weights),
+                I,
+                jnp.full_like(I, 0.5),
+                relaxation,
+            )
+        )
+    )(jnp.array([0.5, 1.0]))
+    jax.block_until_ready(sweep)
+    assert bool(jnp.all(fp.converged)) and bool(jnp.all(sweep.converged))
+    assert _RESCUES == []
+    # One pattern that the iteration cannot settle: the rescue runs, once for the
+    # batch, and the others keep the iteration's answer.
+    skew, J, _ = regime("not contracting")
+    batch = jnp.concatenate([I[:2], J[:1]])
+    nets = [net, net, skew]
+    weights = jnp.stack([m.weights for m in nets])
+    mixed = jax.jit(
+        jax.vmap(
+            lambda w, i: relax_patterns(
+                eqx.tree_at(lambda m: m.weights, net, w),
+                i,
+                jnp.full_like(i, 0.5),
+                relaxation,
+            )
+        )
+    )(weights, batch)
+    jax.block_until_ready(mixed)
+    assert _RESCUES != []
+    assert bool(jnp.all(mixed.converged))
+    assert float(jnp.max(jnp.abs(mixed.x[:2] - fp.x[:2]))) <= 1e-12
+    assert bool(jnp.all(mixed.num_steps[:2] == fp.num_steps[:2]))
 
 
 def _ring():

@@ -82,18 +82,14 @@ def _eig(matrices: Float[Array, "*p n n"]) -> Complex[Array, "*p n"]:
 
 def _linearisations(fn, model, fp, I):
     x, I = _states_and_sources(model, fp, I)
+    return _jit_linearisations(fn, model, x, I)
+
+
+@eqx.filter_jit
+def _jit_linearisations(fn, model, x, I):
+    """`fn(model, x, I)` for one pattern, vmapped over a batch."""
     if x.ndim == 1:
-        return _jit_linearisation(fn, model, x, I)
-    return _jit_batched_linearisation(fn, model, x, I)
-
-
-@eqx.filter_jit
-def _jit_linearisation(fn, model, x, I):
-    return fn(model, x, I)
-
-
-@eqx.filter_jit
-def _jit_batched_linearisation(fn, model, x, I):
+        return fn(model, x, I)
     return jax.vmap(lambda x_, i: fn(model, x_, i))(x, I)
 
 

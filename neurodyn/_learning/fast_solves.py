@@ -2,6 +2,7 @@ r"""The linear systems of the fast variables on the slow manifold: $(1 - A)\,w =
 and its transpose for every pattern, matrix-free."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
@@ -43,10 +44,9 @@ def linear_solve(
     r"""Solve $(1 - A_a)\,w_a = b_a$ (`transpose`: $(1 - A_a^T)\,w_a = b_a$) for
     every pattern $a$, from `y0`, as the steady state of $dw/dt = b - (1 - A)\,w$."""
 
-    def field(args):
-        x_, i, b_ = args
+    def one(x_, i, b_, w0):
         operator = relaxation_operator(model, x_, i, transpose=transpose)
-        return lambda w: b_ - operator.mv(w)
+        return relaxation.solve(lambda w: b_ - operator.mv(w), w0, 1.0, scale=rms(b_))
 
-    out = relaxation.solve(field, y0, (x, source, b), 1.0, scale=rms(b))
+    out = jax.vmap(one)(x, source, b, y0)
     return out.y, jnp.all(out.result == RESULTS.successful)

@@ -97,19 +97,14 @@ class SemiGradient(AbstractAdjointMethod):
     def solve_adjoint(
         self,
         model,
-        x: Float[Array, "*p n"],
+        x: Float[Array, " n"],
         I,
-        source: Float[Array, "*p n"],
+        source: Float[Array, " n"],
         relaxation,
-    ) -> tuple[Float[Array, "*p n"], RESULTS]:
+    ) -> tuple[Float[Array, " n"], RESULTS]:
         r"""$z_{\mathrm{semi}} = (1 - A_{ff}^T)^{-1}$ `source` ($=$ `source` with no
-        feed-forward part), for one pattern or a batch (leading axis on `x`, `I`,
-        `source`)."""
+        feed-forward part), for one pattern."""
         del relaxation
-        if x.ndim == 2:
-            return jax.vmap(lambda *a: self.solve_adjoint(model, *a, None))(
-                x, I, source
-            )
         if self.feedforward is None:
             z = source
         else:

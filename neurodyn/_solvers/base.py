@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PyTree, Real
+from jaxtyping import Array, Bool, Float, Int, Real
 
 from .._results import RESULTS
 
@@ -56,15 +55,11 @@ _DIVERGENCE_FACTOR = 1e8
 
 # `field(y)`: the vector field dy/dt of one pattern.
 Field = Callable[[Float[Array, " n"]], Float[Array, " n"]]
-# `make_field(args)`: the field of the pattern with these `args`. Called once per
-# pattern before any iteration, so that what does not depend on `y` (e.g. the
-# linearisation an adjoint field needs) is computed once.
-FieldMaker = Callable[[PyTree], Field]
 
 
 class Outcome(eqx.Module):
-    """Where a steady-state solve ended. Fields carry a leading pattern axis when a
-    batch was solved.
+    """Where a steady-state solve ended (for one pattern; a leading pattern axis
+    under `vmap`).
 
     - `y`: the final state.
     - `result`: a [`neurodyn.RESULTS`][].
@@ -159,23 +154,19 @@ class Relaxation(eqx.Module):
 
     def solve(
         self,
-        make_field: FieldMaker,
-        y0: Float[Array, "*p n"],
-        args: PyTree,
+        field: Field,
+        y0: Float[Array, " n"],
         tau: float,
-        scale: Real[Array, "*p"] | float = 0.0,
+        scale: Real[Array, ""] | float = 0.0,
     ) -> Outcome:
-        """Relax `dy/dt = make_field(args)(y)` from `y0`: one pattern `(N,)`, or a
-        batch `(P, N)` whose `args` (and `scale`) carry the same leading axis."""
-        scale = jnp.broadcast_to(jnp.asarray(scale, y0.dtype), y0.shape[:-1])
+        """Relax `dy/dt = field(y)` from `y0`, one pattern; a batch is a `jax.vmap`
+        over this, at the caller's boundary."""
 
-        def typed(a):  # the field sees and returns the state's dtype, whatever a
-            field = make_field(a)  # solver or the parameters promote to
-            return lambda y: field(y.astype(y0.dtype)).astype(y.dtype)
+        def typed(y):  # the field sees and returns the state's dtype, whatever a
+            return field(y.astype(y0.dtype)).astype(y.dtype)  # solver promotes to
 
-        if y0.ndim == 1:
-            return self.solver.solve(self, typed(args), y0, tau, scale)
-        return self.solver.solve_batch(self, typed, y0, args, tau, scale)
+        scale = jnp.asarray(scale, y0.dtype)
+        return self.solver.solve(self, typed, y0, tau, scale)
 
     def classify(
         self,
@@ -204,8 +195,8 @@ class AbstractSteadyStateSolver(eqx.Module):
     Solvers hold only their own method's settings; tolerances and budget come in a
     `Relaxation`, so every strategy stops on the same test and reports the same
     way: a strategy that settles ends with the stability certificate
-    (`neurodyn._solvers.certificate.certify`). A batch is solved under `vmap`
-    unless the strategy says otherwise (a fallback decides for the whole batch).
+    (`neurodyn._solvers.certificate.certify`). A strategy relaxes one pattern; a
+    batch is a `jax.vmap` over it (a fallback still decides for the whole batch).
     """
 
     @abc.abstractmethod
@@ -224,20 +215,6 @@ class AbstractSteadyStateSolver(eqx.Module):
         """The ODE integration that [`neurodyn.UnrolledBPTT`][] differentiates
         through when this strategy relaxes: the solver itself if it integrates the
         dynamics, None if it iterates."""
-
-    def solve_batch(
-        self,
-        relaxation: Relaxation,
-        make_field: FieldMaker,
-        y0: Float[Array, "p n"],
-        args: PyTree,
-        tau: float,
-        scale: Real[Array, " p"],
-    ) -> Outcome:
-        """Relax a batch of patterns (leading axis of `y0`, `args`, `scale`)."""
-        return jax.vmap(
-            lambda y, a, s: self.solve(relaxation, make_field(a), y, tau, s)
-        )(y0, args, scale)
 
 
 Relaxation.__init__.__doc__ = r"""**Arguments:**

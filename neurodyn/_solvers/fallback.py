@@ -4,7 +4,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
+from jax.custom_batching import custom_vmap
+from jaxtyping import Array, Bool
 
 from .._results import RESULTS, select
 from .base import AbstractSteadyStateSolver, Outcome
@@ -20,9 +21,13 @@ class Fallback(AbstractSteadyStateSolver):
     `RESULTS.unstable` (e.g. the ODE from a start on an invariant set that holds an
     unstable fixed point); one that oscillates around it, `not_converged`.
 
-    For a batch each decision is taken once for the whole batch (a `lax.cond`):
-    when every pattern settled, the later solvers cost nothing. Patterns that did
-    settle keep the answer they got. `num_steps` counts every solver's steps.
+    Written for one pattern, it decides for the whole batch under `jax.vmap` (the
+    batch axis of `nd.relax` and the gradients, or a user's own, e.g. a parameter
+    sweep): the rescue runs only when some pattern needs it (a `lax.cond` on
+    "every pattern settled", whose predicate stays unbatched), and then for the
+    whole batch, patterns that did settle keeping the answer they got. So when
+    every pattern settled, the later solvers cost nothing. `num_steps` counts
+    every solver's steps.
 
     The default strategy of neurodyn is
     `Fallback(FixedPointIteration(patience=5), Anderson(), ODERelaxation())`: the
@@ -32,11 +37,6 @@ class Fallback(AbstractSteadyStateSolver):
     a few tens of iterations; the ODE, which settles wherever the fixed point is
     stable and otherwise reports the oscillation or divergence. Each one's settled
     patterns pass the stability certificate before they count.
-
-    !!! note
-        Under a user's own `jax.vmap` over calls (e.g. a parameter sweep) the
-        conditions are batched and become selects: results stay correct, but every
-        solver then runs.
 
     **Arguments:** the solvers, at least two, in the order to try them.
     """
@@ -58,29 +58,14 @@ class Fallback(AbstractSteadyStateSolver):
         return self.solvers[-1].ode_relaxation()
 
     def solve(self, relaxation, field, y0, tau, scale):
-        return self._chain(
-            y0, lambda s, start: s.solve(relaxation, field, start, tau, scale)
-        )
-
-    def solve_batch(self, relaxation, make_field, y0, args, tau, scale):
-        return self._chain(
-            y0,
-            lambda s, start: s.solve_batch(
-                relaxation, make_field, start, args, tau, scale
-            ),
-        )
-
-    def _chain(
-        self,
-        y0: Array,
-        solve: Callable[[AbstractSteadyStateSolver, Array], Outcome],
-    ) -> Outcome:
-        """`solve` with the first solver from `y0`, then each next one on the
-        patterns still unsettled."""
         first, *rest = self.solvers
-        out = solve(first, y0)
+        out = first.solve(relaxation, field, y0, tau, scale)
         for solver in rest:
-            out = _rescue(out, y0, lambda start, s=solver: solve(s, start))
+            out = _rescue(
+                out,
+                y0,
+                lambda start, s=solver: s.solve(relaxation, field, start, tau, scale),
+            )
         return out
 
 
@@ -89,19 +74,37 @@ def default_solver() -> Fallback:
     return Fallback(FixedPointIteration(patience=5), Anderson(), ODERelaxation())
 
 
+@custom_vmap
+def _settled_everywhere(ok: Bool[Array, ""]) -> Bool[Array, ""]:
+    """`ok` for one pattern; under `vmap`, whether every pattern is ok, unbatched, so
+    that a `lax.cond` on it stays a branch instead of becoming a select that runs
+    both sides."""
+    return ok
+
+
+@_settled_everywhere.def_vmap
+def _settled_everywhere_vmap(axis_size, in_batched, ok):
+    del axis_size
+    (batched,) = in_batched
+    # Called again, so that an outer `vmap` (a user's sweep) reduces its axis too.
+    return _settled_everywhere(jnp.all(ok) if batched else ok), False
+
+
 def _rescue(first: Outcome, y0: Array, backup: Callable[[Array], Outcome]) -> Outcome:
-    """`first`, with every unsettled pattern replaced by `backup`'s from `y0`."""
+    """`first` if it settled, else `backup`'s outcome from `y0`."""
     ok = first.result == RESULTS.successful
 
     def again():
-        # Settled patterns restart where they ended and settle at once.
-        second = backup(jnp.where(ok[..., None], first.y, y0))
+        # Under `vmap` this runs for the whole batch once any pattern needs it; the
+        # patterns that settled restart where they ended (and settle at once) and
+        # keep their answer.
+        second = backup(jnp.where(ok, first.y, y0))
         return Outcome(
-            jnp.where(ok[..., None], first.y, second.y),
+            jnp.where(ok, first.y, second.y),
             select(ok, first.result, second.result),
             jnp.where(ok, first.t, second.t).astype(first.t.dtype),
             first.num_steps
             + jnp.where(ok, 0, second.num_steps).astype(first.num_steps.dtype),
         )
 
-    return jax.lax.cond(jnp.all(ok), lambda: first, again)
+    return jax.lax.cond(_settled_everywhere(ok), lambda: first, again)
