@@ -15,6 +15,7 @@ import jax
 import lineax as lx
 from jaxtyping import Array, Float, PyTree
 
+from ._batch import batched
 from ._models.base import AbstractNetwork
 from ._validation import as_patterns, check_network
 
@@ -130,7 +131,7 @@ def parameter_cotangent(
     x, z = _checked(model, x=x, z=z)
 
     def drive(m, i):
-        return m.drive(x, i) if x.ndim == 1 else jax.vmap(m.drive)(x, i)
+        return batched(m.drive, x, i)
 
     _, vjp = eqx.filter_vjp(drive, model, I)
     return vjp(z)

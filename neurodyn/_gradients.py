@@ -24,13 +24,13 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from ._batch import batched
 from ._dynamics import relaxation_operator
 from ._implicit import implicit_state, stop_gradients
 from ._models.base import AbstractNetwork
 from ._relax import (
     FixedPoint,
     as_relaxation,
-    batched,
     check_converged,
     initial_state,
     relax_patterns,

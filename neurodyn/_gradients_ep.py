@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
+from ._batch import batched
 from ._gradients import AbstractGradientMethod
 from ._implicit import stop_gradients
 from ._models.base import AbstractNetwork
@@ -115,8 +116,7 @@ def energy_gradient(
 
     def total(model_and_input):
         m, i = model_and_input
-        energy = m.energy if s.ndim == 1 else jax.vmap(m.energy)
-        return jnp.sum(energy(s, i))
+        return jnp.sum(batched(m.energy, s, i))
 
     return eqx.filter_grad(total)((model, I))
 
@@ -130,12 +130,12 @@ def nudged(
 ) -> Outcome:
     r"""The fixed point of $\tau\, ds/dt = -s + F(s) + $ `force`, from `start`."""
 
-    def one(i, s0, f):
+    def one(s0, i, f):
         return relaxation.solve(
             lambda s: (model.drive(s, i) - s + f) / model.tau, s0, model.tau
         )
 
-    return one(I, start, force) if start.ndim == 1 else jax.vmap(one)(I, start, force)
+    return batched(one, start, I, force)
 
 
 @eqx.filter_custom_vjp

@@ -24,6 +24,7 @@ import jax
 import jax.extend
 from jaxtyping import Array, Bool, Float, PyTree
 
+from ._batch import batched
 from ._results import RESULTS, error_if_any
 from ._solvers.base import Relaxation
 
@@ -33,7 +34,7 @@ def batched_drive(
 ) -> Float[Array, "*p n"]:
     """$F(x; \\theta, I)$ for one pattern or a batch (leading axis on `x`, `I`)."""
     model, I = model_and_input
-    return model.drive(x, I) if x.ndim == 1 else jax.vmap(model.drive)(x, I)
+    return batched(model.drive, x, I)
 
 
 @eqx.filter_custom_jvp
@@ -78,8 +79,7 @@ def _implicit_state_jvp(primals, tangents, *, x_star, converged, method, relaxat
     # Traced once, evaluated by both solves: the adjoint solve and its transpose,
     # for one pattern or vmapped over a batch.
     closed, shapes = jax.make_jaxpr(
-        lambda s: solve_each(x, I, s) if x.ndim == 1 else jax.vmap(solve_each)(x, I, s),
-        return_shape=True,
+        lambda s: batched(solve_each, x, I, s), return_shape=True
     )(b)
     structure = jax.tree.structure(shapes)
 

@@ -2,7 +2,6 @@ r"""Relaxation of a network to its steady state $x^* = F(x^*)$, by any steady-st
 solver (see `neurodyn._solvers`)."""
 
 import warnings
-from collections.abc import Callable
 
 import diffrax
 import equinox as eqx
@@ -10,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Real
 
+from ._batch import batched
 from ._dynamics import forward_field
 from ._models.base import AbstractNetwork
 from ._results import RESULTS, error_if_any
@@ -128,12 +128,12 @@ def relax_patterns(
     fallback decides for the whole batch). Differentiable by backpropagation
     through the solver only for the ODE relaxation."""
 
-    def one(i, x0):
+    def one(x0, i):
         out = relaxation.solve(lambda x_: forward_field(model, x_, i), x0, model.tau)
         residual = jnp.max(jnp.abs(model.drive(out.y, i) - out.y))
         return FixedPoint(out.y, out.result, out.t, out.num_steps, residual)
 
-    return one(I, x0) if x0.ndim == 1 else jax.vmap(one)(I, x0)
+    return batched(one, x0, I)
 
 
 def initial_state(
@@ -146,13 +146,6 @@ def initial_state(
         return jnp.full(I.shape, 0.5, dtype=I.dtype)
     x0 = as_patterns("x0", x0, model.n_units).astype(I.dtype)
     return jnp.broadcast_to(x0, I.shape)
-
-
-def batched(fn: Callable, I: Array, *args):
-    """Apply a single-pattern function of `(I, x0, ...)` to `(N,)` or `(P, N)`."""
-    if I.ndim == 1:
-        return fn(I, *args)
-    return jax.vmap(fn)(I, *args)
 
 
 @eqx.filter_jit

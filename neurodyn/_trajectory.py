@@ -2,13 +2,13 @@ r"""Trajectories: the forward and adjoint dynamics sampled at given times."""
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from ._batch import batched
 from ._dynamics import adjoint_field, forward_field
 from ._models.base import AbstractNetwork
-from ._relax import batched, initial_state
+from ._relax import initial_state
 from ._solvers.base import ATOL, MAX_STEPS, RTOL
 from ._validation import (
     as_float_array,
@@ -95,7 +95,7 @@ def _adjoint(model, x, I, J, ts, solver, rtol, atol, max_steps):
         field = lambda z: adjoint_field(model, x, i, z, j)  # noqa: E731
         return _integrate(field, jnp.zeros_like(x), ts, solver, rtol, atol, max_steps)
 
-    return one(x, I, J) if x.ndim == 1 else jax.vmap(one)(x, I, J)
+    return batched(one, x, I, J)
 
 
 def adjoint_trajectory(

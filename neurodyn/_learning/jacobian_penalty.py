@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Scalar
 
+from .._batch import batched
 from .._gradients import AbstractGradientMethod, ImplicitDiff, check_method
 from .._models.base import AbstractNetwork
-from .._relax import as_relaxation, batched, check_converged, initial_state
+from .._relax import as_relaxation, check_converged, initial_state
 from .._solvers.base import Relaxation
 from .._validation import (
     as_count,

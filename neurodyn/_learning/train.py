@@ -16,9 +16,10 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
 
+from .._batch import batched
 from .._gradients import RecurrentBackprop, check_method, pattern_errors
 from .._models.base import AbstractNetwork
-from .._relax import as_relaxation, batched, check_converged, initial_state
+from .._relax import as_relaxation, check_converged, initial_state
 from .._runs import model_config
 from .._solvers.base import Relaxation
 from .._validation import (
